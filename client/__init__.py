@@ -1,0 +1,1 @@
+"""Terminal chat client (prompt_toolkit REPL and full-screen mode): see issue 5."""

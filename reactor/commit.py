@@ -1,0 +1,74 @@
+"""Group commit and the ordered hand-off of committed messages.
+
+Owns: the commit point. A worker that wrote calls `commit_through(epoch)`
+after running its batch; whoever gets the ``delivery`` lock first commits the
+whole open transaction for everybody who wrote into it (one fsync-free
+COMMIT for many commands), then posts the newly durable messages to the
+reactor, routed to the recipients' current connections, in id order.
+Because posting happens under ``delivery``, the reactor receives messages in
+id order, so every member of a group sees one order, and a login that holds
+``delivery`` sees a clean line between replayed and live messages.
+Must not: run command logic or touch sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from reactor.actions import Action, Deliver
+from reactor.locks import DELIVERY, SESSIONS, STORAGE, Locking
+from reactor.state import Sessions
+from reactor.storage import Storage
+
+log = logging.getLogger("reactor.commit")
+
+
+class Committer:
+    """Commits epochs of the storage and posts their messages in order."""
+
+    def __init__(
+        self,
+        locks: Locking,
+        storage: Storage,
+        sessions: Sessions,
+        post: Callable[[Sequence[Action]], None],
+    ) -> None:
+        self._locks = locks
+        self._storage = storage
+        self._sessions = sessions
+        self._post = post
+
+    def commit_through(self, epoch: int) -> bool:
+        """Make every write of `epoch` (and before) durable and delivered.
+
+        Returns False if that epoch was rolled back (its writes are lost).
+        """
+        with self._locks.hold(DELIVERY):
+            return self.commit_held(epoch)
+
+    def commit_held(self, epoch: int) -> bool:
+        """`commit_through` for a caller that already holds ``delivery``."""
+        storage = self._storage
+        with self._locks.hold(STORAGE):
+            if epoch in storage.failed:
+                return False
+            if storage.committed_epoch >= epoch:
+                return True
+            try:
+                done = storage.commit()
+            except sqlite3.Error as exc:
+                log.error("commit failed, its writes were rolled back: %s", exc)
+                return False
+        if done:
+            with self._locks.hold(SESSIONS):
+                conn_of = self._sessions.conn_of
+                routed = []
+                for d in done:
+                    conns = tuple(c for k in d.recipients if (c := conn_of(k)) is not None)
+                    if conns:
+                        routed.append(Deliver(d.message, conns))
+            if routed:
+                self._post(routed)
+        return True

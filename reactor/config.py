@@ -1,0 +1,31 @@
+"""The server's settings, one frozen record built by the CLI (or tests).
+
+Owns: `Config` and its defaults (from reactor/limits.py). Must not: parse
+command lines (reactor/cli.py does) or hold runtime state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reactor import limits
+
+
+@dataclass(frozen=True)
+class Config:
+    ip: str = "127.0.0.1"
+    port: int = 9000
+    db: str = "chat.db"
+    loglevel: str = "INFO"
+    max_line: int = limits.MAX_LINE
+    max_outbuf: int = limits.MAX_OUTBUF
+    rate_limit: float = limits.RATE_LIMIT  # 0 turns the limit off
+    rate_burst: int = limits.RATE_BURST
+    login_timeout: float = limits.LOGIN_TIMEOUT
+    max_login_failures: int = limits.MAX_LOGIN_FAILURES
+    max_clients: int = limits.MAX_CLIENTS
+    workers: int = limits.WORKERS
+    locking: str = "global"
+    trace: str | None = None
+    trace_sample: float = 1.0
+    auth: str = "password"

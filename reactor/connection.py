@@ -1,0 +1,85 @@
+"""One client connection as the reactor sees it.
+
+Owns: the per-connection record of the reactor thread: socket, framer,
+queued commands, output buffer and its accounting (bytes appended and sent,
+text-mode messages not yet written), the rate-limit bucket and the flags of
+its life cycle. Must not: be read or written by any thread but the
+reactor's; workers see only `state` (a `ConnState`), and only while they
+run this connection's batch.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from collections.abc import Callable
+
+from reactor.config import Config
+from reactor.protocol import TEXT, BadLine, FrameError, Framer, command_word, parse
+from reactor.state import ConnState
+
+
+class Connection:
+    """Reactor-side state of one client."""
+
+    def __init__(
+        self, conn_id: int, sock: socket.socket, peer: str, config: Config, now: float
+    ) -> None:
+        self.id = conn_id
+        self.sock: socket.socket | None = sock  # None once closed
+        self.peer = peer
+        self.handler: Callable[[int], None] | None = None  # selector key.data
+        self.mask = 0  # events registered with the selector; 0 = not registered
+        self.framer = Framer(config.max_line)
+        self.state = ConnState(conn_id, peer)
+        self.mode = TEXT  # encoding of the next event written
+        self.user: str | None = None  # set when a login reply passes through
+        # Queued work, handed to the pool as one batch when not `running`.
+        # Invariant: at most one batch of this connection is in the pool.
+        self.pending: list = []
+        self.running = False
+        self.reading = True  # False after EOF or bye: no more input accepted
+        self.reading_paused = False  # too many queued commands: input backpressure
+        self.closing = False  # close once output is flushed and work is done
+        self.peer_eof = False  # the peer sent FIN: it will send nothing more
+        self.draining = False  # we sent FIN; discarding input until the peer's
+        self.bye_sent = False  # a bye is queued: nothing more is written
+        self.outbuf = bytearray()
+        self.appended = 0  # bytes ever appended to outbuf
+        self.sent = 0  # bytes ever sent; appended - sent == len(outbuf)
+        # Text mode: (end offset in `appended` terms, message id) of messages
+        # not yet fully written; written ones become a TextAck for the worker.
+        self.unacked: deque[tuple[int, int]] = deque()
+        # Bytes of replayed backlog still in outbuf, exempt from --max-outbuf.
+        self.replay_allowance = 0
+        self._rate = config.rate_limit
+        self._burst = float(config.rate_burst)
+        self._tokens = self._burst
+        self._stamp = now
+
+    def take_lines(self, data: bytes, now: float) -> list:
+        """Frame `data` into work items: parsed commands or `BadLine`s.
+
+        Over the rate limit, a line is answered `rate_limited` (in its turn,
+        like any reply) instead of being run.
+        """
+        items = []
+        for frame in self.framer.feed(data):
+            if not self._take_token(now):
+                word = command_word(frame) if isinstance(frame, str) else None
+                items.append(BadLine(word, "rate_limited", "too many commands; slow down"))
+            elif isinstance(frame, FrameError):
+                items.append(BadLine(None, frame.code, frame.message))
+            else:
+                items.append(parse(frame))
+        return items
+
+    def _take_token(self, now: float) -> bool:
+        if self._rate <= 0:
+            return True
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False

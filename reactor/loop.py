@@ -1,0 +1,485 @@
+"""The event loop: one thread, one `selectors` selector, every socket.
+
+Owns: the listening socket and every connection (non-blocking accept, read,
+write), line framing, rate limits, output buffers and slow consumers, timers
+(login timeout, close linger), the wake-up socketpair, and the scheduling of
+each connection's commands on the pool, one batch at a time per connection.
+Must not: run a chat command, take a named lock, or block. Workers talk to
+it only through `post()`: a queue plus one byte on the socketpair.
+
+One pass of the loop: wait for events; read what is readable (lines become
+queued commands); apply the actions workers posted, in order; fire due
+timers; hand every idle connection with queued commands to the pool as one
+batch; then write every connection whose output grew, at most WRITE_CAP
+bytes each, watching for writability only while bytes remain.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import heapq
+import logging
+import selectors
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from reactor import limits
+from reactor.actions import (
+    Action,
+    Close,
+    Deliver,
+    Disconnect,
+    Done,
+    Emit,
+    LoggedIn,
+    Replay,
+    SetMode,
+    TextAck,
+)
+from reactor.config import Config
+from reactor.connection import Connection
+from reactor.protocol import Bye, Message, Notice, encode
+from reactor.workers import Pool
+
+log = logging.getLogger("reactor.loop")
+
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+WELCOME = Notice("Welcome to the chat server! Type /help for commands.")
+
+
+class Reactor:
+    """The loop. Create, `bind()`, then `run()` in the thread that owns it."""
+
+    def __init__(self, config: Config, pool: Pool) -> None:
+        self.config = config
+        self.pool = pool
+        self._sel = selectors.DefaultSelector()
+        self._conns: dict[int, Connection] = {}
+        self._next_id = 1
+        self._timers: list[tuple[float, int, str]] = []
+        self._results: deque[Sequence[Action]] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_pending = False
+        self._dirty: set[Connection] = set()
+        self._ready: set[Connection] = set()
+        self._listener: socket.socket | None = None
+        self._accept_paused_until = 0.0
+        self._stop_requested = False
+        self._stopping_since: float | None = None
+        self._said_bye = False
+        self.counters = {"accepted": 0, "slow_consumers": 0, "rejected_full": 0}
+        self._sel.register(self._wake_r, READ, self._on_wake)
+
+    # --- set-up and shutdown -------------------------------------------------------
+
+    def bind(self) -> tuple[str, int]:
+        """Open the listening socket; return the address really bound."""
+        sock = socket.create_server(
+            (self.config.ip, self.config.port), backlog=1024, reuse_port=False
+        )
+        sock.setblocking(False)
+        self._listener = sock
+        self._sel.register(sock, READ, self._on_accept)
+        return sock.getsockname()[:2]
+
+    def post(self, actions: Sequence[Action]) -> None:
+        """Hand actions to the loop; safe from any thread."""
+        self._results.append(actions)
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._wake()
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown; safe from any thread or a signal handler."""
+        self._stop_requested = True
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # the pipe is full of wake-ups already: the loop will run
+
+    def _on_wake(self, mask: int) -> None:
+        # Order matters: drain the socketpair, clear the flag, then drain the
+        # queue. A post() after the flag is cleared sends a new byte; a post()
+        # before it is in the queue we are about to drain. No wake-up is lost.
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        self._wake_pending = False
+        results = self._results
+        while results:
+            for action in results.popleft():
+                self._apply(action)
+
+    # --- the loop -------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until a requested stop has finished."""
+        while True:
+            now = time.monotonic()
+            timeout = limits.MAX_POLL_SECONDS
+            if self._timers:
+                timeout = min(timeout, max(0.0, self._timers[0][0] - now))
+            for key, mask in self._sel.select(timeout):
+                key.data(mask)
+            self._on_wake(0)  # actions posted while we handled events
+            self._fire_timers(time.monotonic())
+            if self._stop_requested and self._shutdown_step():
+                break
+            self._schedule()
+            self._flush()
+        self._close_all()
+
+    def _schedule(self) -> None:
+        for conn in self._ready:
+            if conn.pending and not conn.running:
+                items, conn.pending = conn.pending, []
+                conn.running = True
+                self.pool.submit(conn.state, items)
+                if not conn.reading_paused:
+                    continue
+                conn.reading_paused = False
+                self._update_mask(conn)
+        self._ready.clear()
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for conn in dirty:
+            if conn.sock is not None:
+                self._write(conn)
+
+    # --- accept ----------------------------------------------------------------------
+
+    def _on_accept(self, mask: int) -> None:
+        for _ in range(64):  # bounded, so a connect storm cannot starve the loop
+            try:
+                sock, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._pause_accept(exc)
+                    return
+                log.warning("accept failed: %s", exc)
+                return
+            self._accepted(sock, addr)
+
+    def _pause_accept(self, exc: OSError) -> None:
+        now = time.monotonic()
+        if now >= self._accept_paused_until + 1.0:
+            log.error("accept failed (%s); pausing accepts, still serving open connections", exc)
+        self._accept_paused_until = now + limits.ACCEPT_BACKOFF_SECONDS
+        self._sel.unregister(self._listener)
+        heapq.heappush(self._timers, (self._accept_paused_until, 0, "accept"))
+
+    def _accepted(self, sock: socket.socket, addr: tuple) -> None:
+        sock.setblocking(False)
+        peer = f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)
+        if len(self._conns) >= self.config.max_clients or self._stop_requested:
+            self.counters["rejected_full"] += 1
+            reason = "shutdown" if self._stop_requested else "server_full"
+            try:
+                sock.send(encode(WELCOME, "text") + encode(Bye(reason), "text"))
+            except OSError:
+                pass
+            sock.close()
+            log.warning("refused %s: %s", peer, reason)
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(self._next_id, sock, peer, self.config, time.monotonic())
+        conn.handler = functools.partial(self._on_conn_event, conn)
+        self._next_id += 1
+        self._conns[conn.id] = conn
+        self.counters["accepted"] += 1
+        self._sel.register(sock, READ, conn.handler)
+        conn.mask = READ
+        deadline = time.monotonic() + self.config.login_timeout
+        heapq.heappush(self._timers, (deadline, conn.id, "login"))
+        log.info("connection %d from %s", conn.id, peer)
+        self._append(conn, encode(WELCOME, conn.mode))
+
+    # --- read ------------------------------------------------------------------------
+
+    def _on_conn_event(self, conn: Connection, mask: int) -> None:
+        if mask & READ:
+            self._on_readable(conn)
+        if mask & WRITE and conn.sock is not None:
+            self._write(conn)
+
+    def _on_readable(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(limits.RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.info("connection %d reset: %s", conn.id, exc)
+            self._drop(conn)
+            return
+        if not data:
+            self._end_of_input(conn)
+            return
+        if not conn.reading:
+            return  # closing: input after a bye is discarded
+        now = time.monotonic()
+        conn.pending.extend(conn.take_lines(data, now))
+        if conn.pending:
+            self._ready.add(conn)
+            if len(conn.pending) >= limits.MAX_PENDING_COMMANDS:
+                conn.reading_paused = True
+                self._update_mask(conn)
+
+    def _end_of_input(self, conn: Connection) -> None:
+        """The peer sent FIN: finish its commands, flush replies, then close."""
+        conn.reading = False
+        conn.peer_eof = True
+        conn.closing = True
+        self._update_mask(conn)
+        self._maybe_close(conn)
+
+    # --- actions from workers ------------------------------------------------------------
+
+    def _apply(self, action: Action) -> None:
+        if isinstance(action, Deliver):
+            encoded: dict[str, bytes] = {}
+            for cid in action.conns:
+                conn = self._conns.get(cid)
+                if conn is not None and conn.sock is not None and not conn.bye_sent:
+                    data = encoded.get(conn.mode)
+                    if data is None:
+                        data = encoded[conn.mode] = encode(action.message, conn.mode)
+                    self._append_message(conn, action.message, data)
+            return
+        conn = self._conns.get(action.conn)
+        if conn is None:
+            return
+        if isinstance(action, Done):
+            conn.running = False
+            if conn.pending:
+                self._ready.add(conn)
+            self._maybe_close(conn)
+        elif conn.sock is None or conn.bye_sent:
+            return  # output for a closed connection is dropped
+        elif isinstance(action, Emit):
+            self._append(conn, encode(action.event, conn.mode))
+        elif isinstance(action, Replay):
+            size = 0
+            for m in action.messages:
+                data = encode(m, conn.mode)
+                size += len(data)
+                conn.replay_allowance += len(data)
+                self._append_message(conn, m, data)
+        elif isinstance(action, SetMode):
+            conn.mode = action.mode
+        elif isinstance(action, LoggedIn):
+            conn.user = action.user
+        elif isinstance(action, Close):
+            conn.pending = [i for i in conn.pending if isinstance(i, (TextAck, Disconnect))]
+            self._say_bye(conn, action.reason)
+
+    def _append_message(self, conn: Connection, msg: Message, data: bytes) -> None:
+        self._append(conn, data)
+        if conn.mode == "text":
+            conn.unacked.append((conn.appended, msg.id))
+
+    def _append(self, conn: Connection, data: bytes) -> None:
+        conn.outbuf += data
+        conn.appended += len(data)
+        self._dirty.add(conn)
+        if len(conn.outbuf) - conn.replay_allowance > self.config.max_outbuf and not conn.bye_sent:
+            self._slow_consumer(conn)
+
+    def _slow_consumer(self, conn: Connection) -> None:
+        self.counters["slow_consumers"] += 1
+        log.warning(
+            "%s is not reading (%d bytes queued): dropped as slow consumer",
+            conn.user or f"connection {conn.id}",
+            len(conn.outbuf),
+        )
+        # Keep the line being written (its head may be on the wire), drop the
+        # rest: its messages stay stored and are replayed at the next login.
+        end = conn.outbuf.find(b"\n") + 1
+        dropped = len(conn.outbuf) - end
+        del conn.outbuf[end:]
+        conn.appended -= dropped
+        while conn.unacked and conn.unacked[-1][0] > conn.appended:
+            conn.unacked.pop()
+        conn.replay_allowance = 0
+        self._say_bye(conn, "slow_consumer")
+
+    def _say_bye(self, conn: Connection, reason: str | None) -> None:
+        if reason is not None:
+            data = encode(Bye(reason), conn.mode)
+            conn.outbuf += data
+            conn.appended += len(data)
+            self._dirty.add(conn)
+        conn.bye_sent = True
+        conn.reading = False
+        conn.closing = True
+        self._update_mask(conn)
+        deadline = time.monotonic() + limits.CLOSE_LINGER_SECONDS
+        heapq.heappush(self._timers, (deadline, conn.id, "linger"))
+
+    # --- write ----------------------------------------------------------------------------
+
+    def _write(self, conn: Connection) -> None:
+        buf = conn.outbuf
+        if buf:
+            try:
+                if len(buf) <= limits.WRITE_CAP:
+                    sent = conn.sock.send(buf)
+                else:
+                    with memoryview(buf) as view, view[: limits.WRITE_CAP] as part:
+                        sent = conn.sock.send(part)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                log.info("connection %d write failed: %s", conn.id, exc)
+                self._drop(conn)
+                return
+            del buf[:sent]
+            conn.sent += sent
+            conn.replay_allowance = min(conn.replay_allowance, len(buf))
+            self._note_written(conn)
+        self._update_mask(conn)
+        self._maybe_close(conn)
+
+    def _note_written(self, conn: Connection) -> None:
+        acked = 0
+        unacked = conn.unacked
+        while unacked and unacked[0][0] <= conn.sent:
+            acked = unacked.popleft()[1]
+        if acked and conn.mode == "text":
+            pending = conn.pending
+            if pending and isinstance(pending[-1], TextAck):
+                pending[-1] = TextAck(max(acked, pending[-1].id))
+            else:
+                pending.append(TextAck(acked))
+            self._ready.add(conn)
+
+    def _update_mask(self, conn: Connection) -> None:
+        if conn.sock is None:
+            return
+        mask = 0
+        if (conn.reading and not conn.reading_paused) or conn.draining:
+            mask |= READ
+        if conn.outbuf:
+            mask |= WRITE
+        if mask == conn.mask:
+            return
+        if conn.mask == 0:
+            self._sel.register(conn.sock, mask, conn.handler)
+        elif mask == 0:
+            self._sel.unregister(conn.sock)
+        else:
+            self._sel.modify(conn.sock, mask, conn.handler)
+        conn.mask = mask
+
+    # --- closing ----------------------------------------------------------------------------
+
+    def _maybe_close(self, conn: Connection) -> None:
+        """Close once a closing connection has nothing left to send or run."""
+        idle = conn.bye_sent or (not conn.pending and not conn.running)
+        if conn.sock is not None and conn.closing and not conn.outbuf and idle:
+            if conn.peer_eof:
+                self._drop(conn)
+                return
+            if not conn.draining:
+                # Lingering close: FIN after our last byte, then read and
+                # discard until the peer closes (or the linger timer fires).
+                # Closing with unread input would send RST, and an RST can
+                # destroy the `bye` still in flight to the peer.
+                conn.draining = True
+                try:
+                    conn.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    self._drop(conn)
+                    return
+                self._update_mask(conn)
+            return
+        if conn.sock is None and not conn.running and not conn.pending:
+            self._conns.pop(conn.id, None)
+            self._dirty.discard(conn)
+
+    def _drop(self, conn: Connection) -> None:
+        """Close the socket now; the connection's last work still runs."""
+        if conn.sock is None:
+            return
+        if conn.mask:
+            self._sel.unregister(conn.sock)
+            conn.mask = 0
+        conn.sock.close()
+        conn.sock = None
+        conn.outbuf.clear()
+        log.info("connection %d closed (%s)", conn.id, conn.user or "not logged in")
+        conn.pending = [i for i in conn.pending if not isinstance(i, Disconnect)]
+        conn.pending.append(Disconnect())
+        self._ready.add(conn)
+        self._maybe_close(conn)
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    def _fire_timers(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, cid, kind = heapq.heappop(timers)
+            if kind == "accept":
+                if self._listener is not None and not self._stop_requested:
+                    self._sel.register(self._listener, READ, self._on_accept)
+                continue
+            conn = self._conns.get(cid)
+            if conn is None or conn.sock is None:
+                continue
+            if kind == "login" and conn.user is None and not conn.closing:
+                log.info("connection %d did not log in in time", conn.id)
+                conn.pending = []
+                self._say_bye(conn, "idle")
+            elif kind == "linger" and conn.closing:
+                self._drop(conn)
+
+    def _shutdown_step(self) -> bool:
+        """One pass of a graceful stop; True once the loop may end."""
+        now = time.monotonic()
+        if self._stopping_since is None:
+            self._stopping_since = now
+            log.info("shutting down: answering what is in flight")
+            if self._listener is not None:
+                if self._accept_paused_until <= now:
+                    self._sel.unregister(self._listener)
+                self._listener.close()
+                self._listener = None
+            for conn in self._conns.values():
+                conn.reading = False
+                self._update_mask(conn)
+        late = now - self._stopping_since > limits.SHUTDOWN_GRACE_SECONDS
+        if not self._said_bye:
+            busy = any(c.running or c.pending for c in self._conns.values() if c.sock)
+            if busy and not late:
+                return False
+            self._said_bye = True
+            for conn in list(self._conns.values()):
+                if conn.sock is not None and not conn.bye_sent:
+                    self._say_bye(conn, "shutdown")
+        return late or all(c.sock is None for c in self._conns.values())
+
+    def _close_all(self) -> None:
+        self._flush()
+        for conn in list(self._conns.values()):
+            self._drop(conn)
+        if self._listener is not None:
+            self._listener.close()
+        self._sel.unregister(self._wake_r)
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def statistics(self) -> dict:
+        return {"connections": len(self._conns), **self.counters}

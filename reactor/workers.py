@@ -1,0 +1,96 @@
+"""The worker pool: runs batches of one connection's commands, commits, and
+posts the results back to the reactor.
+
+Owns: the worker threads and their task queue, and the batch procedure
+(run each item in order, commit the batch's writes, post replies).
+Must not: touch sockets or the selector; per-connection order is the
+reactor's doing (it gives a connection to at most one worker at a time, see
+reactor/loop.py), so a batch is run start to end by one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from reactor.actions import Action, Disconnect, Done, TextAck
+from reactor.commands import Chat, Outbox
+from reactor.protocol import BadLine, Command, Error
+from reactor.state import ConnState
+
+log = logging.getLogger("reactor.workers")
+
+
+@dataclass(frozen=True)
+class PoolStatistics:
+    workers: int
+    busy: int
+    queued: int
+
+
+class Pool:
+    """`workers` threads running `(ConnState, items)` batches in FIFO order."""
+
+    def __init__(self, chat: Chat, post: Callable[[Sequence[Action]], None], workers: int) -> None:
+        self._chat = chat
+        self._post = post
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        # Each worker writes only its own slot, so reading the list for
+        # statistics needs no lock.
+        self._busy = [False] * workers
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), name=f"worker-{i}", daemon=True)
+            for i in range(workers)
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def submit(self, conn: ConnState, items: list) -> None:
+        """Queue a batch; called by the reactor thread only."""
+        self._tasks.put((conn, items))
+
+    def stop(self) -> None:
+        """Finish queued batches, then end the threads."""
+        for _ in self._threads:
+            self._tasks.put(None)
+        for t in self._threads:
+            t.join()
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(len(self._threads), sum(self._busy), self._tasks.qsize())
+
+    def _work(self, index: int) -> None:
+        while (task := self._tasks.get()) is not None:
+            self._busy[index] = True
+            try:
+                self.run_batch(*task)
+            except BaseException:  # a worker must outlive any bug in a batch
+                log.exception("batch for connection %d failed", task[0].conn_id)
+                self._post([Done(task[0].conn_id)])
+            finally:
+                self._busy[index] = False
+
+    def run_batch(self, conn: ConnState, items: list) -> None:
+        """Run one connection's items in order, commit, post, then `Done`."""
+        chat = self._chat
+        out = Outbox(conn.conn_id, self._post)
+        for item in items:
+            if isinstance(item, Command):
+                if not conn.closed:
+                    chat.run(conn, item, out)
+            elif isinstance(item, BadLine):
+                if not conn.closed:
+                    out.reply(Error(item.cmd, item.code, item.message))
+            elif isinstance(item, TextAck):
+                chat.text_ack(conn, item.id, out)
+            elif isinstance(item, Disconnect):
+                chat.disconnect(conn)
+        if out.epoch:
+            out.settle(chat.committer.commit_through(out.epoch))
+        out.add(Done(conn.conn_id))
+        out.post_now()

@@ -1,0 +1,179 @@
+"""Test helpers: a real server in a subprocess, and a blocking line client.
+
+No mocks: `ServerProcess` runs `python -m reactor` on a free loopback port
+with a temporary database; `Client` talks to it over a real TCP socket.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+_names = itertools.count(1)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fresh_name(prefix: str = "u") -> str:
+    """A user or group name no other test of this run uses."""
+    return f"{prefix}{os.getpid() % 10000}_{next(_names)}"
+
+
+class ServerProcess:
+    """`python -m reactor` with `args`, listening on an OS-chosen port."""
+
+    def __init__(self, db: Path, *args: str) -> None:
+        self.db = db
+        self.args = ["--port", "0", "--db", str(db), *args]
+        self.proc: subprocess.Popen | None = None
+        self.log: list[str] = []
+        self.addr: tuple[str, int] | None = None
+
+    def start(self) -> ServerProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reactor", *self.args],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for line in self.proc.stderr:
+            self.log.append(line)
+            m = re.search(r"listening on ([\d.]+):(\d+)", line)
+            if m:
+                self.addr = (m.group(1), int(m.group(2)))
+                break
+        else:
+            raise RuntimeError("server did not start:\n" + "".join(self.log))
+        self._drain = threading.Thread(target=self._read_log, daemon=True)
+        self._drain.start()
+        return self
+
+    def _read_log(self) -> None:
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 20) -> int:
+        code = self.proc.wait(timeout)
+        self._drain.join(timeout)
+        return code
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+        return self.wait()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.wait()
+
+    def log_text(self) -> str:
+        return "".join(self.log)
+
+    def client(self, **kw) -> Client:
+        return Client(self.addr, **kw)
+
+
+class Client:
+    """A blocking client. In json mode `call()` returns the reply to a
+    command and keeps unasked events (messages...) in `inbox`, in order."""
+
+    def __init__(self, addr, json_mode: bool = True, timeout: float = 10.0, rcvbuf=None):
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(addr)
+        self.file = self.sock.makefile("rb")
+        self.inbox: list[dict] = []
+        self.welcome = self.readline()
+        if json_mode:
+            assert self.call("/mode json")["mode"] == "json"
+
+    # --- raw lines ----------------------------------------------------------
+
+    def send(self, line: str | bytes) -> None:
+        data = line if isinstance(line, bytes) else line.encode()
+        self.sock.sendall(data + b"\n")
+
+    def readline(self) -> str:
+        line = self.file.readline()
+        if not line:
+            raise EOFError("server closed the connection")
+        return line.decode()
+
+    def read(self) -> dict:
+        return json.loads(self.readline())
+
+    # --- json mode -------------------------------------------------------------
+
+    def reply(self) -> dict:
+        while True:
+            event = self.read()
+            if event["type"] in ("ok", "error"):
+                return event
+            self.inbox.append(event)
+
+    def call(self, line: str | bytes) -> dict:
+        self.send(line)
+        return self.reply()
+
+    def ok(self, line: str) -> dict:
+        reply = self.call(line)
+        assert reply["type"] == "ok", reply
+        return reply
+
+    def error(self, line: str | bytes, code: str) -> dict:
+        reply = self.call(line)
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        return reply
+
+    def event(self, kind: str = "message") -> dict:
+        """The next unasked event of `kind` (from the inbox first)."""
+        for i, e in enumerate(self.inbox):
+            if e["type"] == kind:
+                return self.inbox.pop(i)
+        while True:
+            e = self.read()
+            if e["type"] == kind:
+                return e
+            self.inbox.append(e)
+
+    def messages(self, n: int) -> list[dict]:
+        return [self.event("message") for _ in range(n)]
+
+    def until_closed(self) -> list[str]:
+        """Every line until the server closes the connection."""
+        lines = []
+        try:
+            while True:
+                lines.append(self.readline())
+        except EOFError:
+            return lines
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def account(server: ServerProcess, name: str | None = None, password: str = "pw") -> Client:
+    """A new registered user, logged in, in json mode."""
+    name = name or fresh_name()
+    c = server.client()
+    c.ok(f"/register {name} {password}")
+    login = c.ok(f"/login {name} {password}")
+    c.name = login["user"]
+    return c

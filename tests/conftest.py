@@ -1,0 +1,42 @@
+"""Fixtures: real servers on free loopback ports, under both locking strategies."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chatclient import ServerProcess
+
+LOCKINGS = ["global", "fine"]
+
+
+@pytest.fixture(scope="session", params=LOCKINGS)
+def locking(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server(locking, tmp_path_factory):
+    """A shared server per locking strategy (rate limit off, so tests may
+    pipeline). Tests use fresh names, so they do not see each other."""
+    db = tmp_path_factory.mktemp(f"shared-{locking}") / "chat.db"
+    srv = ServerProcess(db, "--locking", locking, "--rate-limit", "0").start()
+    yield srv
+    assert srv.stop() == 0
+    assert "Traceback" not in srv.log_text(), srv.log_text()
+
+
+@pytest.fixture
+def start_server(locking, tmp_path):
+    """Start a dedicated server with extra options; stopped at test end."""
+    started = []
+
+    def start(*args: str, db=None) -> ServerProcess:
+        srv = ServerProcess(db or tmp_path / "chat.db", "--locking", locking, *args).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        if srv.proc.poll() is None:
+            srv.stop()
+        assert "Traceback" not in srv.log_text(), srv.log_text()
