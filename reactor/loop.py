@@ -476,7 +476,9 @@ class Reactor:
             self._drop(conn)
         if self._listener is not None:
             self._listener.close()
-        self._sel.unregister(self._wake_r)
+
+    def close(self) -> None:
+        """Release the selector and the wake-up pair, once no worker posts."""
         self._sel.close()
         self._wake_r.close()
         self._wake_w.close()

@@ -103,7 +103,7 @@ class Spec:
     summary: str
     args: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
-    rest: str = ""  # "" (nothing more), "text" (verbatim), "names" (1+ words)
+    rest: str = ""  # "" (nothing more), "text" (verbatim), "names" (0+ words)
     needs_login: bool = True
 
 
@@ -199,7 +199,7 @@ def parse(line: str) -> Command | BadLine:
         if not tail:
             return BadLine(name, "bad_args", f"usage: {spec.usage}")
         return Command(name, tuple(args), tail)
-    words = tail.split()
+    words = [w for w in tail.split(" ") if w]  # spaces only, like the fixed args
     if spec.rest == "names":
         return Command(name, tuple(args) + tuple(words))
     if len(words) > len(spec.optional):

@@ -67,6 +67,7 @@ class Server:
             self._reactor.run()
         finally:
             self.pool.stop()
+            self._reactor.close()
             with self.locks.hold(STORAGE):
                 self.storage.close()
             log.info("server stopped")
