@@ -468,7 +468,8 @@ class Reactor:
             for conn in list(self._conns.values()):
                 if conn.sock is not None and not conn.bye_sent:
                     self._say_bye(conn, "shutdown")
-        return late or all(c.sock is None for c in self._conns.values())
+        # Done once every bye is on the wire (peers need not close first).
+        return late or all(c.sock is None or c.draining for c in self._conns.values())
 
     def _close_all(self) -> None:
         self._flush()

@@ -156,12 +156,13 @@ class Client:
         return [self.event("message") for _ in range(n)]
 
     def until_closed(self) -> list[str]:
-        """Every line until the server closes the connection."""
+        """Every line until the server closes the connection (then close too)."""
         lines = []
         try:
             while True:
                 lines.append(self.readline())
         except EOFError:
+            self.close()
             return lines
 
     def close(self) -> None:

@@ -13,7 +13,10 @@ from tests.chatclient import ROOT, account
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "reactor", *args], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "reactor", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=30,
     )
 
