@@ -30,49 +30,55 @@ log = logging.getLogger("reactor.commands")
 
 class Outbox:
     """A batch's actions, posted to the reactor in order when the batch ends
-    (or earlier by a login, see `flush_held`). Replies of commands that wrote
-    are remembered: if their epoch fails to commit they become `internal`."""
+    (or earlier by a login, see `flush_held`). Each reply of a command that
+    wrote remembers its epoch: if that epoch fails to commit, the reply
+    becomes `internal` (`settle`), so no `ok` is ever sent for a lost write."""
 
     def __init__(self, conn_id: int, post: Callable[[Sequence[Action]], None]) -> None:
         self.conn_id = conn_id
         self.actions: list[Action] = []
-        self.epoch = 0  # highest storage epoch this batch wrote into, 0 if none
+        self.epochs: set[int] = set()  # epochs written into and not yet settled
         self._post = post
-        self._wrote = False
-        self._write_replies: list[int] = []
+        self._cmd_epoch = 0  # epoch the current command wrote into, 0 if none
+        self._write_replies: list[tuple[int, int]] = []  # (index in actions, epoch)
 
     def start_command(self) -> None:
-        self._wrote = False
+        self._cmd_epoch = 0
 
     def wrote(self, epoch: int) -> None:
-        self.epoch = max(self.epoch, epoch)
-        self._wrote = True
+        self._cmd_epoch = epoch
+        self.epochs.add(epoch)
 
     def reply(self, event: Event) -> None:
-        if self._wrote:
-            self._write_replies.append(len(self.actions))
+        if self._cmd_epoch:
+            self._write_replies.append((len(self.actions), self._cmd_epoch))
         self.actions.append(Emit(self.conn_id, event))
 
     def add(self, action: Action) -> None:
         self.actions.append(action)
 
-    def settle(self, committed: bool) -> None:
-        """After the commit: turn replies of lost writes into `internal`."""
-        if not committed:
-            for i in self._write_replies:
+    def settle(self, lost: set[int]) -> None:
+        """After the commit: turn replies of writes in `lost` epochs into `internal`."""
+        for i, epoch in self._write_replies:
+            if epoch in lost:
                 cmd = self.actions[i].event.cmd  # type: ignore[union-attr]
                 msg = "the server could not store this; nothing was changed"
                 self.actions[i] = Emit(self.conn_id, Error(cmd, "internal", msg))
         self._write_replies = []
-        self.epoch = 0
+        self.epochs = set()
+        self._cmd_epoch = 0
 
-    def flush_held(self, committer: Committer) -> None:
-        """Commit and post everything so far; caller holds ``delivery``."""
-        if self.epoch:
-            self.settle(committer.commit_held(self.epoch))
+    def flush_held(self, committer: Committer) -> set[int]:
+        """Commit and post everything so far; caller holds ``delivery``.
+        Returns the epochs whose writes were lost."""
+        lost = committer.commit_held(self.epochs) if self.epochs else set()
+        self.settle(lost)
         self.post_now()
+        return lost
 
     def post_now(self) -> None:
+        """Post the actions so far; only after `settle` if anything was written."""
+        assert not self._write_replies, "posting replies of uncommitted writes"
         if self.actions:
             self._post(self.actions)
             self.actions = []
@@ -144,8 +150,9 @@ class Chat:
             raise ChatError("already_logged_in", f"already logged in as {conn.user}")
         name = cmd.args[0]
         password = cmd.args[1] if len(cmd.args) > 1 else None
+        claimed = 0
         if self.auth == "none":
-            user = self._claim(name, out)
+            user, claimed = self._claim(name, out)
         else:
             if password is None:
                 raise ChatError("bad_args", "usage: /login <name> <password>")
@@ -154,7 +161,8 @@ class Chat:
             # Post what this batch has so far, so the login reply keeps its
             # place; then bind and snapshot under ``delivery``: messages
             # committed before are replayed, those after are pushed live.
-            out.flush_held(self.committer)
+            if claimed in out.flush_held(self.committer):
+                raise ChatError("internal", "the server could not store the account")
             with self.locks.hold(SESSIONS, STORAGE):
                 user = self.storage.user(user.name) or user
                 replaced = self.sessions.bind(user.name.lower(), conn.conn_id)
@@ -185,19 +193,22 @@ class Chat:
             raise _Answered
         raise ChatError("auth_failed", "wrong name or password")
 
-    def _claim(self, name: str, out: Outbox) -> User:
-        """--auth none: log in as `name`, creating the account if needed."""
+    def _claim(self, name: str, out: Outbox) -> tuple[User, int]:
+        """--auth none: log in as `name`, creating the account if needed.
+        Returns the user and the epoch of its creation (0 if it existed)."""
         if not valid_name(name):
             raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
+        epoch = 0
         with self.locks.hold(GROUPS, STORAGE):
             user = self.storage.user(name)
             if user is None:
                 if self.storage.name_taken(name):
                     raise ChatError("name_taken", f"{name} is a group")
-                out.wrote(self.storage.create_user(name, None))
+                epoch = self.storage.create_user(name, None)
+                out.wrote(epoch)
                 user = self.storage.user(name)
         assert user is not None
-        return user
+        return user, epoch
 
     def do_whoami(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
         return {"user": conn.user}
@@ -222,7 +233,7 @@ class Chat:
         return {"id": msg.id}
 
     def do_sendgroup(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
-        name = cmd.args[0]
+        name = _group_name(cmd.args[0])
         with self.locks.hold(group_key(name), STORAGE):
             group = self._member_group(conn, name)
             members = tuple(n.lower() for _, n in self.storage.members(group))
@@ -290,7 +301,7 @@ class Chat:
         return {"group": group.name, "members": members}
 
     def do_leave(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
-        name = cmd.args[0]
+        name = _group_name(cmd.args[0])
         with self.locks.hold(GROUPS, group_key(name), STORAGE):
             group = self._member_group(conn, name)
             out.wrote(self.storage.remove_member(group, conn.user_id))
@@ -336,12 +347,14 @@ class Chat:
         return None
 
     def disconnect(self, conn: ConnState) -> None:
-        """Log the connection's user out (unless a newer login replaced it)."""
-        if conn.user is not None:
+        """Log the connection's user out (unless a newer login replaced it).
+        `conn.user_id` stays: text-mode acks of bytes already written still
+        count for that user."""
+        if conn.user is not None and not conn.logged_out:
             with self.locks.hold(SESSIONS):
                 self.sessions.unbind(conn.user.lower(), conn.conn_id)
+            conn.logged_out = True
             log.info("%s disconnected", conn.user)
-            conn.user = conn.user_id = None
 
     # --- lookups (caller holds ``storage``) ------------------------------------------------
 
@@ -369,6 +382,14 @@ class _Answered(ChatError):
 
     def __init__(self) -> None:
         super().__init__("", "")
+
+
+def _group_name(name: str) -> str:
+    """`name` if it could be a group's; checked before its lock is made, so
+    made-up names cannot grow the lock table (reactor/locks.py)."""
+    if not valid_name(name):
+        raise ChatError("unknown_group", f"no group named {name}")
+    return name
 
 
 def _positive_int(text: str, what: str, allow_zero: bool = False) -> int:

@@ -40,27 +40,27 @@ class Committer:
         self._sessions = sessions
         self._post = post
 
-    def commit_through(self, epoch: int) -> bool:
-        """Make every write of `epoch` (and before) durable and delivered.
+    def commit_through(self, epochs: set[int]) -> set[int]:
+        """Make every write of `epochs` (and before) durable and delivered.
 
-        Returns False if that epoch was rolled back (its writes are lost).
+        Returns the epochs among them that were rolled back (writes lost).
         """
         with self._locks.hold(DELIVERY):
-            return self.commit_held(epoch)
+            return self.commit_held(epochs)
 
-    def commit_held(self, epoch: int) -> bool:
+    def commit_held(self, epochs: set[int]) -> set[int]:
         """`commit_through` for a caller that already holds ``delivery``."""
         storage = self._storage
+        done = []
         with self._locks.hold(STORAGE):
-            if epoch in storage.failed:
-                return False
-            if storage.committed_epoch >= epoch:
-                return True
-            try:
-                done = storage.commit()
-            except sqlite3.Error as exc:
-                log.error("commit failed, its writes were rolled back: %s", exc)
-                return False
+            top = max(epochs)
+            # Invariant: an epoch neither failed nor committed is the open one.
+            if top not in storage.failed and storage.committed_epoch < top:
+                try:
+                    done = storage.commit()
+                except sqlite3.Error as exc:
+                    log.error("commit failed, its writes were rolled back: %s", exc)
+            lost = {e for e in epochs if e in storage.failed}
         if done:
             with self._locks.hold(SESSIONS):
                 conn_of = self._sessions.conn_of
@@ -71,4 +71,4 @@ class Committer:
                         routed.append(Deliver(d.message, conns))
             if routed:
                 self._post(routed)
-        return True
+        return lost

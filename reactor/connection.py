@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 
 from reactor.config import Config
-from reactor.protocol import TEXT, BadLine, FrameError, Framer, command_word, parse
+from reactor.protocol import TEXT, BadLine, FrameError, Framer, Message, command_word, parse
 from reactor.state import ConnState
 
 
@@ -39,7 +39,6 @@ class Connection:
         self.pending: list = []
         self.running = False
         self.reading = True  # False after EOF or bye: no more input accepted
-        self.reading_paused = False  # too many queued commands: input backpressure
         self.closing = False  # close once output is flushed and work is done
         self.peer_eof = False  # the peer sent FIN: it will send nothing more
         self.draining = False  # we sent FIN; discarding input until the peer's
@@ -50,12 +49,62 @@ class Connection:
         # Text mode: (end offset in `appended` terms, message id) of messages
         # not yet fully written; written ones become a TextAck for the worker.
         self.unacked: deque[tuple[int, int]] = deque()
-        # Bytes of replayed backlog still in outbuf, exempt from --max-outbuf.
-        self.replay_allowance = 0
+        # Bytes in outbuf that answer this connection's own commands (replies,
+        # a login's replay). They do not count against --max-outbuf: the
+        # client asked for them, and reading stops while the buffer is over
+        # the limit, so it cannot ask for more. Approximate: sending is
+        # assumed to drain these last.
+        self.exempt = 0
+        # Echoes of this user's own messages (and every message after them)
+        # held back while a batch runs, so the sender sees its `ok` first.
+        self.held: list[Message] = []
+        self.login_expired = False  # login timer fired while a batch ran
         self._rate = config.rate_limit
         self._burst = float(config.rate_burst)
         self._tokens = self._burst
         self._stamp = now
+
+    # --- output accounting ------------------------------------------------
+
+    def append(self, data: bytes, exempt: bool = False) -> None:
+        self.outbuf += data
+        self.appended += len(data)
+        if exempt:
+            self.exempt += len(data)
+
+    def append_message(self, msg: Message, data: bytes, exempt: bool = False) -> None:
+        self.append(data, exempt)
+        if self.mode == TEXT:
+            self.unacked.append((self.appended, msg.id))
+
+    def over_limit(self, max_outbuf: int) -> bool:
+        """True if what others sent us waits beyond `max_outbuf` bytes."""
+        return len(self.outbuf) - self.exempt > max_outbuf
+
+    def sent_bytes(self, n: int) -> int:
+        """Account `n` bytes written; return the highest text-mode message id
+        now fully written (0 if none)."""
+        del self.outbuf[:n]
+        self.sent += n
+        self.exempt = min(self.exempt, len(self.outbuf))
+        acked = 0
+        unacked = self.unacked
+        while unacked and unacked[0][0] <= self.sent:
+            acked = unacked.popleft()[1]
+        return acked
+
+    def cut_after_current_line(self) -> None:
+        """Drop queued output but the line being written (its head may be on
+        the wire already); dropped messages are not acknowledged."""
+        end = self.outbuf.find(b"\n") + 1
+        self.appended -= len(self.outbuf) - end
+        del self.outbuf[end:]
+        while self.unacked and self.unacked[-1][0] > self.appended:
+            self.unacked.pop()
+        self.exempt = 0
+        self.held = []
+
+    # --- input -----------------------------------------------------------------
 
     def take_lines(self, data: bytes, now: float) -> list:
         """Frame `data` into work items: parsed commands or `BadLine`s.

@@ -14,7 +14,8 @@ MAX_LINE = 4096
 MAX_NAME = 32
 
 #: `/history` default and ceiling (PROTOCOL §4): 500 lines fill a screen many
-#: times over and keep one reply far below the output-buffer limit.
+#: times over. One such reply can reach ~2 MiB, so replies to a client's own
+#: commands do not count against --max-outbuf (reactor/connection.py).
 HISTORY_DEFAULT = 50
 HISTORY_MAX = 500
 
@@ -63,6 +64,9 @@ CLOSE_LINGER_SECONDS = 5.0
 
 #: Graceful shutdown: time to answer what is in flight and flush `bye`.
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: After every `bye` is written at shutdown, peers get this long to close
+#: their end before ours closes (with unread input, close() sends RST).
+SHUTDOWN_LINGER_SECONDS = 1.0
 
 # --- storage -----------------------------------------------------------------
 

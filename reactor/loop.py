@@ -41,7 +41,7 @@ from reactor.actions import (
 )
 from reactor.config import Config
 from reactor.connection import Connection
-from reactor.protocol import Bye, Message, Notice, encode
+from reactor.protocol import Bye, Notice, encode
 from reactor.workers import Pool
 
 log = logging.getLogger("reactor.loop")
@@ -68,6 +68,9 @@ class Reactor:
         self._dirty: set[Connection] = set()
         self._ready: set[Connection] = set()
         self._listener: socket.socket | None = None
+        self._accepting = False  # the listener is registered with the selector
+        self._open = 0  # open client sockets (closed ones may still have work)
+        self._bye_at = 0.0
         self._accept_paused_until = 0.0
         self._stop_requested = False
         self._stopping_since: float | None = None
@@ -85,6 +88,7 @@ class Reactor:
         sock.setblocking(False)
         self._listener = sock
         self._sel.register(sock, READ, self._on_accept)
+        self._accepting = True
         return sock.getsockname()[:2]
 
     def post(self, actions: Sequence[Action]) -> None:
@@ -104,6 +108,8 @@ class Reactor:
             self._wake_w.send(b"\0")
         except (BlockingIOError, InterruptedError):
             pass  # the pipe is full of wake-ups already: the loop will run
+        except OSError:
+            pass  # the loop has ended and closed the pair: nothing to wake
 
     def _on_wake(self, mask: int) -> None:
         # Order matters: drain the socketpair, clear the flag, then drain the
@@ -145,10 +151,7 @@ class Reactor:
                 items, conn.pending = conn.pending, []
                 conn.running = True
                 self.pool.submit(conn.state, items)
-                if not conn.reading_paused:
-                    continue
-                conn.reading_paused = False
-                self._update_mask(conn)
+                self._update_mask(conn)  # reading may resume
         self._ready.clear()
 
     def _flush(self) -> None:
@@ -179,16 +182,17 @@ class Reactor:
             log.error("accept failed (%s); pausing accepts, still serving open connections", exc)
         self._accept_paused_until = now + limits.ACCEPT_BACKOFF_SECONDS
         self._sel.unregister(self._listener)
+        self._accepting = False
         heapq.heappush(self._timers, (self._accept_paused_until, 0, "accept"))
 
     def _accepted(self, sock: socket.socket, addr: tuple) -> None:
         sock.setblocking(False)
         peer = f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)
-        if len(self._conns) >= self.config.max_clients or self._stop_requested:
+        if self._open >= self.config.max_clients or self._stop_requested:
             self.counters["rejected_full"] += 1
             reason = "shutdown" if self._stop_requested else "server_full"
             try:
-                sock.send(encode(WELCOME, "text") + encode(Bye(reason), "text"))
+                sock.send(encode(Bye(reason), "text"))
             except OSError:
                 pass
             sock.close()
@@ -199,18 +203,20 @@ class Reactor:
         conn.handler = functools.partial(self._on_conn_event, conn)
         self._next_id += 1
         self._conns[conn.id] = conn
+        self._open += 1
         self.counters["accepted"] += 1
         self._sel.register(sock, READ, conn.handler)
         conn.mask = READ
         deadline = time.monotonic() + self.config.login_timeout
         heapq.heappush(self._timers, (deadline, conn.id, "login"))
         log.info("connection %d from %s", conn.id, peer)
-        self._append(conn, encode(WELCOME, conn.mode))
+        conn.append(encode(WELCOME, conn.mode))
+        self._dirty.add(conn)
 
     # --- read ------------------------------------------------------------------------
 
     def _on_conn_event(self, conn: Connection, mask: int) -> None:
-        if mask & READ:
+        if mask & READ and conn.sock is not None:
             self._on_readable(conn)
         if mask & WRITE and conn.sock is not None:
             self._write(conn)
@@ -234,8 +240,7 @@ class Reactor:
         if conn.pending:
             self._ready.add(conn)
             if len(conn.pending) >= limits.MAX_PENDING_COMMANDS:
-                conn.reading_paused = True
-                self._update_mask(conn)
+                self._update_mask(conn)  # stop reading until workers catch up
 
     def _end_of_input(self, conn: Connection) -> None:
         """The peer sent FIN: finish its commands, flush replies, then close."""
@@ -249,34 +254,28 @@ class Reactor:
 
     def _apply(self, action: Action) -> None:
         if isinstance(action, Deliver):
-            encoded: dict[str, bytes] = {}
-            for cid in action.conns:
-                conn = self._conns.get(cid)
-                if conn is not None and conn.sock is not None and not conn.bye_sent:
-                    data = encoded.get(conn.mode)
-                    if data is None:
-                        data = encoded[conn.mode] = encode(action.message, conn.mode)
-                    self._append_message(conn, action.message, data)
+            self._deliver(action)
             return
         conn = self._conns.get(action.conn)
         if conn is None:
             return
         if isinstance(action, Done):
             conn.running = False
+            self._release_held(conn)
+            if conn.login_expired and conn.user is None and not conn.closing:
+                self._login_timeout(conn)
             if conn.pending:
                 self._ready.add(conn)
             self._maybe_close(conn)
         elif conn.sock is None or conn.bye_sent:
             return  # output for a closed connection is dropped
         elif isinstance(action, Emit):
-            self._append(conn, encode(action.event, conn.mode))
+            conn.append(encode(action.event, conn.mode), exempt=True)
+            self._dirty.add(conn)
         elif isinstance(action, Replay):
-            size = 0
             for m in action.messages:
-                data = encode(m, conn.mode)
-                size += len(data)
-                conn.replay_allowance += len(data)
-                self._append_message(conn, m, data)
+                conn.append_message(m, encode(m, conn.mode), exempt=True)
+            self._dirty.add(conn)
         elif isinstance(action, SetMode):
             conn.mode = action.mode
         elif isinstance(action, LoggedIn):
@@ -285,17 +284,33 @@ class Reactor:
             conn.pending = [i for i in conn.pending if isinstance(i, (TextAck, Disconnect))]
             self._say_bye(conn, action.reason)
 
-    def _append_message(self, conn: Connection, msg: Message, data: bytes) -> None:
-        self._append(conn, data)
-        if conn.mode == "text":
-            conn.unacked.append((conn.appended, msg.id))
+    def _deliver(self, action: Deliver) -> None:
+        msg = action.message
+        encoded: dict[str, bytes] = {}
+        for cid in action.conns:
+            conn = self._conns.get(cid)
+            if conn is None or conn.sock is None or conn.bye_sent:
+                continue
+            if conn.held or (conn.running and msg.sender == conn.user):
+                # The echo of the user's own message: its `ok` is still in
+                # the running batch. Hold it, and everything after it (to
+                # keep id order), until that batch is done.
+                conn.held.append(msg)
+                continue
+            data = encoded.get(conn.mode)
+            if data is None:
+                data = encoded[conn.mode] = encode(msg, conn.mode)
+            conn.append_message(msg, data)
+            self._dirty.add(conn)  # judged slow or not after the write attempt
 
-    def _append(self, conn: Connection, data: bytes) -> None:
-        conn.outbuf += data
-        conn.appended += len(data)
-        self._dirty.add(conn)
-        if len(conn.outbuf) - conn.replay_allowance > self.config.max_outbuf and not conn.bye_sent:
-            self._slow_consumer(conn)
+    def _release_held(self, conn: Connection) -> None:
+        held, conn.held = conn.held, []
+        if conn.sock is None or conn.bye_sent:
+            return
+        for msg in held:  # encoded now: the batch may have changed the mode
+            conn.append_message(msg, encode(msg, conn.mode))
+        if held:
+            self._dirty.add(conn)
 
     def _slow_consumer(self, conn: Connection) -> None:
         self.counters["slow_consumers"] += 1
@@ -304,23 +319,15 @@ class Reactor:
             conn.user or f"connection {conn.id}",
             len(conn.outbuf),
         )
-        # Keep the line being written (its head may be on the wire), drop the
-        # rest: its messages stay stored and are replayed at the next login.
-        end = conn.outbuf.find(b"\n") + 1
-        dropped = len(conn.outbuf) - end
-        del conn.outbuf[end:]
-        conn.appended -= dropped
-        while conn.unacked and conn.unacked[-1][0] > conn.appended:
-            conn.unacked.pop()
-        conn.replay_allowance = 0
+        # Its messages stay stored and are replayed at the next login.
+        conn.cut_after_current_line()
         self._say_bye(conn, "slow_consumer")
 
     def _say_bye(self, conn: Connection, reason: str | None) -> None:
         if reason is not None:
-            data = encode(Bye(reason), conn.mode)
-            conn.outbuf += data
-            conn.appended += len(data)
+            conn.append(encode(Bye(reason), conn.mode), exempt=True)
             self._dirty.add(conn)
+        conn.held = []
         conn.bye_sent = True
         conn.reading = False
         conn.closing = True
@@ -333,11 +340,12 @@ class Reactor:
     def _write(self, conn: Connection) -> None:
         buf = conn.outbuf
         if buf:
+            offered = min(len(buf), limits.WRITE_CAP)
             try:
                 if len(buf) <= limits.WRITE_CAP:
                     sent = conn.sock.send(buf)
                 else:
-                    with memoryview(buf) as view, view[: limits.WRITE_CAP] as part:
+                    with memoryview(buf) as view, view[:offered] as part:
                         sent = conn.sock.send(part)
             except (BlockingIOError, InterruptedError):
                 sent = 0
@@ -345,31 +353,35 @@ class Reactor:
                 log.info("connection %d write failed: %s", conn.id, exc)
                 self._drop(conn)
                 return
-            del buf[:sent]
-            conn.sent += sent
-            conn.replay_allowance = min(conn.replay_allowance, len(buf))
-            self._note_written(conn)
+            acked = conn.sent_bytes(sent)
+            if acked and conn.mode == "text" and not conn.bye_sent:
+                self._queue_text_ack(conn, acked)
+            if sent < offered and not conn.bye_sent and conn.over_limit(self.config.max_outbuf):
+                # The kernel's buffer is full and more than the limit of what
+                # others sent is still waiting: the peer is not reading.
+                self._slow_consumer(conn)
         self._update_mask(conn)
         self._maybe_close(conn)
 
-    def _note_written(self, conn: Connection) -> None:
-        acked = 0
-        unacked = conn.unacked
-        while unacked and unacked[0][0] <= conn.sent:
-            acked = unacked.popleft()[1]
-        if acked and conn.mode == "text":
-            pending = conn.pending
-            if pending and isinstance(pending[-1], TextAck):
-                pending[-1] = TextAck(max(acked, pending[-1].id))
-            else:
-                pending.append(TextAck(acked))
-            self._ready.add(conn)
+    def _queue_text_ack(self, conn: Connection, acked: int) -> None:
+        pending = conn.pending
+        if pending and isinstance(pending[-1], TextAck):
+            pending[-1] = TextAck(max(acked, pending[-1].id))
+        else:
+            pending.append(TextAck(acked))
+        self._ready.add(conn)
 
     def _update_mask(self, conn: Connection) -> None:
         if conn.sock is None:
             return
         mask = 0
-        if (conn.reading and not conn.reading_paused) or conn.draining:
+        # Input backpressure: a connection with many commands queued, or
+        # with more output than --max-outbuf waiting, is not read for now.
+        if conn.draining or (
+            conn.reading
+            and len(conn.pending) < limits.MAX_PENDING_COMMANDS
+            and len(conn.outbuf) <= self.config.max_outbuf
+        ):
             mask |= READ
         if conn.outbuf:
             mask |= WRITE
@@ -418,7 +430,9 @@ class Reactor:
             conn.mask = 0
         conn.sock.close()
         conn.sock = None
+        self._open -= 1
         conn.outbuf.clear()
+        conn.held = []
         log.info("connection %d closed (%s)", conn.id, conn.user or "not logged in")
         conn.pending = [i for i in conn.pending if not isinstance(i, Disconnect)]
         conn.pending.append(Disconnect())
@@ -432,18 +446,25 @@ class Reactor:
         while timers and timers[0][0] <= now:
             _, cid, kind = heapq.heappop(timers)
             if kind == "accept":
-                if self._listener is not None and not self._stop_requested:
+                if self._listener is not None and not self._accepting:
                     self._sel.register(self._listener, READ, self._on_accept)
+                    self._accepting = True
                 continue
             conn = self._conns.get(cid)
             if conn is None or conn.sock is None:
                 continue
             if kind == "login" and conn.user is None and not conn.closing:
-                log.info("connection %d did not log in in time", conn.id)
-                conn.pending = []
-                self._say_bye(conn, "idle")
+                if conn.running:
+                    conn.login_expired = True  # decided when its batch is done
+                else:
+                    self._login_timeout(conn)
             elif kind == "linger" and conn.closing:
                 self._drop(conn)
+
+    def _login_timeout(self, conn: Connection) -> None:
+        log.info("connection %d did not log in in time", conn.id)
+        conn.pending = [i for i in conn.pending if isinstance(i, Disconnect)]
+        self._say_bye(conn, "idle")
 
     def _shutdown_step(self) -> bool:
         """One pass of a graceful stop; True once the loop may end."""
@@ -452,8 +473,9 @@ class Reactor:
             self._stopping_since = now
             log.info("shutting down: answering what is in flight")
             if self._listener is not None:
-                if self._accept_paused_until <= now:
+                if self._accepting:
                     self._sel.unregister(self._listener)
+                    self._accepting = False
                 self._listener.close()
                 self._listener = None
             for conn in self._conns.values():
@@ -468,8 +490,15 @@ class Reactor:
             for conn in list(self._conns.values()):
                 if conn.sock is not None and not conn.bye_sent:
                     self._say_bye(conn, "shutdown")
-        # Done once every bye is on the wire (peers need not close first).
-        return late or all(c.sock is None or c.draining for c in self._conns.values())
+            self._bye_at = now
+        # Done once every peer has closed after its bye, or, for peers that
+        # keep their end open, once every bye is on the wire and a short
+        # linger has passed (closing with unread input would send RST).
+        if all(c.sock is None for c in self._conns.values()):
+            return True
+        lingered = now - self._bye_at > limits.SHUTDOWN_LINGER_SECONDS
+        flushed = all(c.sock is None or c.draining for c in self._conns.values())
+        return late or (lingered and flushed)
 
     def _close_all(self) -> None:
         self._flush()
@@ -485,4 +514,4 @@ class Reactor:
         self._wake_w.close()
 
     def statistics(self) -> dict:
-        return {"connections": len(self._conns), **self.counters}
+        return {"connections": self._open, **self.counters}

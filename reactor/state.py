@@ -55,6 +55,7 @@ class ConnState:
     login_failures: int = 0
     mode: str = TEXT  # mirrors the reactor's copy; changed by /mode
     closed: bool = False  # /exit or too_many_failures: run nothing more
+    logged_out: bool = False  # the session was unbound (exit or disconnect)
 
     @property
     def user_key(self) -> str | None:

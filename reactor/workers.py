@@ -90,7 +90,7 @@ class Pool:
                 chat.text_ack(conn, item.id, out)
             elif isinstance(item, Disconnect):
                 chat.disconnect(conn)
-        if out.epoch:
-            out.settle(chat.committer.commit_through(out.epoch))
+        if out.epochs:
+            out.settle(chat.committer.commit_through(out.epochs))
         out.add(Done(conn.conn_id))
         out.post_now()
