@@ -81,6 +81,19 @@ class Connection:
         """True if what others sent us waits beyond `max_outbuf` bytes."""
         return len(self.outbuf) - self.exempt > max_outbuf
 
+    def send_some(self, cap: int) -> tuple[int, int]:
+        """Write up to `cap` bytes of outbuf without blocking; return
+        (bytes sent, bytes offered). Raises OSError if the socket failed."""
+        buf = self.outbuf
+        offered = min(len(buf), cap)
+        try:
+            if len(buf) <= cap:
+                return self.sock.send(buf), offered
+            with memoryview(buf) as view, view[:offered] as part:
+                return self.sock.send(part), offered
+        except (BlockingIOError, InterruptedError):
+            return 0, offered
+
     def sent_bytes(self, n: int) -> int:
         """Account `n` bytes written; return the highest text-mode message id
         now fully written (0 if none)."""

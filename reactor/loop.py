@@ -1,11 +1,12 @@
 """The event loop: one thread, one `selectors` selector, every socket.
 
-Owns: the listening socket and every connection (non-blocking accept, read,
-write), line framing, rate limits, output buffers and slow consumers, timers
-(login timeout, close linger), the wake-up socketpair, and the scheduling of
-each connection's commands on the pool, one batch at a time per connection.
+Owns: the selector and every client connection (non-blocking read and
+write), rate limits, output buffers and slow consumers, timers (login
+timeout, close linger), graceful shutdown, and the scheduling of each
+connection's commands on the pool, one batch at a time per connection.
+Accepting is reactor/listener.py's, the wake-up channel reactor/wakeup.py's.
 Must not: run a chat command, take a named lock, or block. Workers talk to
-it only through `post()`: a queue plus one byte on the socketpair.
+it only through `post()`.
 
 One pass of the loop: wait for events; read what is readable (lines become
 queued commands); apply the actions workers posted, in order; fire due
@@ -16,32 +17,21 @@ bytes each, watching for writability only while bytes remain.
 
 from __future__ import annotations
 
-import errno
 import functools
 import heapq
 import logging
 import selectors
 import socket
 import time
-from collections import deque
 from collections.abc import Sequence
 
+from reactor import actions as act
 from reactor import limits
-from reactor.actions import (
-    Action,
-    Close,
-    Deliver,
-    Disconnect,
-    Done,
-    Emit,
-    LoggedIn,
-    Replay,
-    SetMode,
-    TextAck,
-)
 from reactor.config import Config
 from reactor.connection import Connection
+from reactor.listener import Listener
 from reactor.protocol import Bye, Notice, encode
+from reactor.wakeup import Wakeup
 from reactor.workers import Pool
 
 log = logging.getLogger("reactor.loop")
@@ -51,7 +41,8 @@ WELCOME = Notice("Welcome to the chat server! Type /help for commands.")
 
 
 class Reactor:
-    """The loop. Create, `bind()`, then `run()` in the thread that owns it."""
+    """The loop. Create, `bind()`, then `run()` in the thread that owns it;
+    `close()` after the pool has stopped."""
 
     def __init__(self, config: Config, pool: Pool) -> None:
         self.config = config
@@ -60,71 +51,38 @@ class Reactor:
         self._conns: dict[int, Connection] = {}
         self._next_id = 1
         self._timers: list[tuple[float, int, str]] = []
-        self._results: deque[Sequence[Action]] = deque()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._wake_pending = False
+        self._wakeup = Wakeup()
         self._dirty: set[Connection] = set()
         self._ready: set[Connection] = set()
-        self._listener: socket.socket | None = None
-        self._accepting = False  # the listener is registered with the selector
+        self._listener: Listener | None = None
         self._open = 0  # open client sockets (closed ones may still have work)
         self._bye_at = 0.0
-        self._accept_paused_until = 0.0
         self._stop_requested = False
         self._stopping_since: float | None = None
         self._said_bye = False
         self.counters = {"accepted": 0, "slow_consumers": 0, "rejected_full": 0}
-        self._sel.register(self._wake_r, READ, self._on_wake)
+        self._sel.register(self._wakeup, READ, self._on_wake)
 
     # --- set-up and shutdown -------------------------------------------------------
 
     def bind(self) -> tuple[str, int]:
         """Open the listening socket; return the address really bound."""
-        sock = socket.create_server(
-            (self.config.ip, self.config.port), backlog=1024, reuse_port=False
-        )
-        sock.setblocking(False)
-        self._listener = sock
-        self._sel.register(sock, READ, self._on_accept)
-        self._accepting = True
-        return sock.getsockname()[:2]
+        address = (self.config.ip, self.config.port)
+        self._listener = Listener(self._sel, address, self._accepted, self._refusal)
+        return self._listener.address
 
-    def post(self, actions: Sequence[Action]) -> None:
+    def post(self, actions: Sequence[act.Action]) -> None:
         """Hand actions to the loop; safe from any thread."""
-        self._results.append(actions)
-        if not self._wake_pending:
-            self._wake_pending = True
-            self._wake()
+        self._wakeup.post(actions)
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown; safe from any thread or a signal handler."""
         self._stop_requested = True
-        self._wake()
-
-    def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, InterruptedError):
-            pass  # the pipe is full of wake-ups already: the loop will run
-        except OSError:
-            pass  # the loop has ended and closed the pair: nothing to wake
+        self._wakeup.wake()
 
     def _on_wake(self, mask: int) -> None:
-        # Order matters: drain the socketpair, clear the flag, then drain the
-        # queue. A post() after the flag is cleared sends a new byte; a post()
-        # before it is in the queue we are about to drain. No wake-up is lost.
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-        self._wake_pending = False
-        results = self._results
-        while results:
-            for action in results.popleft():
-                self._apply(action)
+        for action in self._wakeup.drain():
+            self._apply(action)
 
     # --- the loop -------------------------------------------------------------------
 
@@ -135,10 +93,15 @@ class Reactor:
             timeout = limits.MAX_POLL_SECONDS
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - now))
+            if self._listener is not None and self._listener.paused_until:
+                timeout = min(timeout, max(0.0, self._listener.paused_until - now))
             for key, mask in self._sel.select(timeout):
                 key.data(mask)
             self._on_wake(0)  # actions posted while we handled events
-            self._fire_timers(time.monotonic())
+            now = time.monotonic()
+            if self._listener is not None:
+                self._listener.resume_if_due(now)
+            self._fire_timers(now)
             if self._stop_requested and self._shutdown_step():
                 break
             self._schedule()
@@ -162,42 +125,16 @@ class Reactor:
 
     # --- accept ----------------------------------------------------------------------
 
-    def _on_accept(self, mask: int) -> None:
-        for _ in range(64):  # bounded, so a connect storm cannot starve the loop
-            try:
-                sock, addr = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self._pause_accept(exc)
-                    return
-                log.warning("accept failed: %s", exc)
-                return
-            self._accepted(sock, addr)
-
-    def _pause_accept(self, exc: OSError) -> None:
-        now = time.monotonic()
-        if now >= self._accept_paused_until + 1.0:
-            log.error("accept failed (%s); pausing accepts, still serving open connections", exc)
-        self._accept_paused_until = now + limits.ACCEPT_BACKOFF_SECONDS
-        self._sel.unregister(self._listener)
-        self._accepting = False
-        heapq.heappush(self._timers, (self._accept_paused_until, 0, "accept"))
-
-    def _accepted(self, sock: socket.socket, addr: tuple) -> None:
-        sock.setblocking(False)
-        peer = f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)
-        if self._open >= self.config.max_clients or self._stop_requested:
+    def _refusal(self) -> str | None:
+        """Why a new connection is turned away right now, if it is."""
+        if self._stop_requested:
+            return "shutdown"
+        if self._open >= self.config.max_clients:
             self.counters["rejected_full"] += 1
-            reason = "shutdown" if self._stop_requested else "server_full"
-            try:
-                sock.send(encode(Bye(reason), "text"))
-            except OSError:
-                pass
-            sock.close()
-            log.warning("refused %s: %s", peer, reason)
-            return
+            return "server_full"
+        return None
+
+    def _accepted(self, sock: socket.socket, peer: str) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(self._next_id, sock, peer, self.config, time.monotonic())
         conn.handler = functools.partial(self._on_conn_event, conn)
@@ -252,14 +189,14 @@ class Reactor:
 
     # --- actions from workers ------------------------------------------------------------
 
-    def _apply(self, action: Action) -> None:
-        if isinstance(action, Deliver):
+    def _apply(self, action: act.Action) -> None:
+        if isinstance(action, act.Deliver):
             self._deliver(action)
             return
         conn = self._conns.get(action.conn)
         if conn is None:
             return
-        if isinstance(action, Done):
+        if isinstance(action, act.Done):
             conn.running = False
             self._release_held(conn)
             if conn.login_expired and conn.user is None and not conn.closing:
@@ -269,22 +206,22 @@ class Reactor:
             self._maybe_close(conn)
         elif conn.sock is None or conn.bye_sent:
             return  # output for a closed connection is dropped
-        elif isinstance(action, Emit):
+        elif isinstance(action, act.Emit):
             conn.append(encode(action.event, conn.mode), exempt=True)
             self._dirty.add(conn)
-        elif isinstance(action, Replay):
+        elif isinstance(action, act.Replay):
             for m in action.messages:
                 conn.append_message(m, encode(m, conn.mode), exempt=True)
             self._dirty.add(conn)
-        elif isinstance(action, SetMode):
+        elif isinstance(action, act.SetMode):
             conn.mode = action.mode
-        elif isinstance(action, LoggedIn):
+        elif isinstance(action, act.LoggedIn):
             conn.user = action.user
-        elif isinstance(action, Close):
-            conn.pending = [i for i in conn.pending if isinstance(i, (TextAck, Disconnect))]
+        elif isinstance(action, act.Close):
+            conn.pending = [i for i in conn.pending if isinstance(i, (act.TextAck, act.Disconnect))]
             self._say_bye(conn, action.reason)
 
-    def _deliver(self, action: Deliver) -> None:
+    def _deliver(self, action: act.Deliver) -> None:
         msg = action.message
         encoded: dict[str, bytes] = {}
         for cid in action.conns:
@@ -338,17 +275,9 @@ class Reactor:
     # --- write ----------------------------------------------------------------------------
 
     def _write(self, conn: Connection) -> None:
-        buf = conn.outbuf
-        if buf:
-            offered = min(len(buf), limits.WRITE_CAP)
+        if conn.outbuf:
             try:
-                if len(buf) <= limits.WRITE_CAP:
-                    sent = conn.sock.send(buf)
-                else:
-                    with memoryview(buf) as view, view[:offered] as part:
-                        sent = conn.sock.send(part)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
+                sent, offered = conn.send_some(limits.WRITE_CAP)
             except OSError as exc:
                 log.info("connection %d write failed: %s", conn.id, exc)
                 self._drop(conn)
@@ -365,10 +294,10 @@ class Reactor:
 
     def _queue_text_ack(self, conn: Connection, acked: int) -> None:
         pending = conn.pending
-        if pending and isinstance(pending[-1], TextAck):
-            pending[-1] = TextAck(max(acked, pending[-1].id))
+        if pending and isinstance(pending[-1], act.TextAck):
+            pending[-1] = act.TextAck(max(acked, pending[-1].id))
         else:
-            pending.append(TextAck(acked))
+            pending.append(act.TextAck(acked))
         self._ready.add(conn)
 
     def _update_mask(self, conn: Connection) -> None:
@@ -434,8 +363,8 @@ class Reactor:
         conn.outbuf.clear()
         conn.held = []
         log.info("connection %d closed (%s)", conn.id, conn.user or "not logged in")
-        conn.pending = [i for i in conn.pending if not isinstance(i, Disconnect)]
-        conn.pending.append(Disconnect())
+        conn.pending = [i for i in conn.pending if not isinstance(i, act.Disconnect)]
+        conn.pending.append(act.Disconnect())
         self._ready.add(conn)
         self._maybe_close(conn)
 
@@ -445,11 +374,6 @@ class Reactor:
         timers = self._timers
         while timers and timers[0][0] <= now:
             _, cid, kind = heapq.heappop(timers)
-            if kind == "accept":
-                if self._listener is not None and not self._accepting:
-                    self._sel.register(self._listener, READ, self._on_accept)
-                    self._accepting = True
-                continue
             conn = self._conns.get(cid)
             if conn is None or conn.sock is None:
                 continue
@@ -463,7 +387,7 @@ class Reactor:
 
     def _login_timeout(self, conn: Connection) -> None:
         log.info("connection %d did not log in in time", conn.id)
-        conn.pending = [i for i in conn.pending if isinstance(i, Disconnect)]
+        conn.pending = [i for i in conn.pending if isinstance(i, act.Disconnect)]
         self._say_bye(conn, "idle")
 
     def _shutdown_step(self) -> bool:
@@ -473,9 +397,6 @@ class Reactor:
             self._stopping_since = now
             log.info("shutting down: answering what is in flight")
             if self._listener is not None:
-                if self._accepting:
-                    self._sel.unregister(self._listener)
-                    self._accepting = False
                 self._listener.close()
                 self._listener = None
             for conn in self._conns.values():
@@ -510,8 +431,7 @@ class Reactor:
     def close(self) -> None:
         """Release the selector and the wake-up pair, once no worker posts."""
         self._sel.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._wakeup.close()
 
     def statistics(self) -> dict:
         return {"connections": self._open, **self.counters}
