@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -29,15 +30,23 @@ def fresh_name(prefix: str = "u") -> str:
 class ServerProcess:
     """`python -m reactor` with `args`, listening on an OS-chosen port."""
 
-    def __init__(self, db: Path, *args: str) -> None:
+    def __init__(self, db: Path, *args: str, fd_limit: int | None = None) -> None:
         self.db = db
+        self.fd_limit = fd_limit
         self.args = ["--port", "0", "--db", str(db), *args]
         self.proc: subprocess.Popen | None = None
         self.log: list[str] = []
+        self._logged = threading.Condition()
         self.addr: tuple[str, int] | None = None
 
     def start(self) -> ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        limit = self.fd_limit
+
+        def lower_fd_limit() -> None:  # runs in the child, before exec
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reactor", *self.args],
             cwd=ROOT,
@@ -46,6 +55,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            preexec_fn=lower_fd_limit if limit else None,
         )
         for line in self.proc.stderr:
             self.log.append(line)
@@ -61,7 +71,15 @@ class ServerProcess:
 
     def _read_log(self) -> None:
         for line in self.proc.stderr:
-            self.log.append(line)
+            with self._logged:
+                self.log.append(line)
+                self._logged.notify_all()
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
+        """Block until the server has logged a line containing `text`."""
+        with self._logged:
+            found = self._logged.wait_for(lambda: text in "".join(self.log), timeout)
+        assert found, f"server never logged {text!r}"
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)

@@ -30,8 +30,9 @@ def start_server(locking, tmp_path):
     """Start a dedicated server with extra options; stopped at test end."""
     started = []
 
-    def start(*args: str, db=None) -> ServerProcess:
-        srv = ServerProcess(db or tmp_path / "chat.db", "--locking", locking, *args).start()
+    def start(*args: str, db=None, fd_limit=None) -> ServerProcess:
+        path = db or tmp_path / "chat.db"
+        srv = ServerProcess(path, "--locking", locking, *args, fd_limit=fd_limit).start()
         started.append(srv)
         return srv
 

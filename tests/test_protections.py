@@ -194,3 +194,18 @@ def test_login_timeout_waits_for_a_login_already_running(start_server):
     replies = [c.reply() for _ in range(13)]
     assert [r["type"] for r in replies] == ["error"] * 12 + ["ok"]
     assert c.ok("/ping still-here")["token"] == "still-here"
+
+
+def test_out_of_file_descriptors_pauses_accepts_and_keeps_serving(start_server):
+    srv = start_server(fd_limit=40)
+    alice = account(srv)
+    extra = [socket.create_connection(srv.addr) for _ in range(60)]  # > 40 fds
+    srv.wait_for_log("pausing accepts")
+    # The open connections are still served...
+    assert alice.ok("/ping still")["token"] == "still"
+    # ...and once descriptors are free again, new connections get in.
+    for s in extra:
+        s.close()
+    late = srv.client()
+    assert late.ok("/ping in")["token"] == "in"
+    assert srv.log_text().count("pausing accepts") <= 3  # logged once a second
