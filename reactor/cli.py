@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
+import sqlite3
 
 from reactor import limits, logs
 from reactor.config import Config
@@ -36,6 +36,13 @@ def _non_negative(kind):
         return value
 
     return convert
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,12 +122,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a(
         "--locking",
-        choices=["global", "fine"],
+        choices=["global", "fine", "inverted"],
         default="global",
-        help="global: one lock around all shared state; fine: one lock per structure",
+        help="global: one lock around all shared state; fine: one lock per structure; "
+        "inverted: fine with a deliberate lock-order bug, for the lock-order demo",
     )
-    a("--trace", metavar="FILE", help="write a concurrency trace (not available yet)")
-    a("--trace-sample", type=float, default=1.0, metavar="P", help="fraction of tasks traced")
+    a("--trace", metavar="FILE", help="write a concurrency trace (JSON Lines, docs/trace.md)")
+    a(
+        "--trace-sample",
+        type=_fraction,
+        default=1.0,
+        metavar="P",
+        help="fraction of tasks traced, whole tasks only (0 < P <= 1)",
+    )
+    a(
+        "--trace-io",
+        action="store_true",
+        help="also trace io_read/io_write (one event per recv and send)",
+    )
+    a(
+        "--lockdep",
+        action="store_true",
+        help="check lock order, warn of possible deadlocks (always on with --trace)",
+    )
+    a(
+        "--watchdog",
+        type=_non_negative(float),
+        default=limits.WATCHDOG_SECONDS,
+        metavar="S",
+        help="report lock waits longer than S seconds with the wait-for graph (0: off)",
+    )
     a(
         "--auth",
         choices=["password", "none"],
@@ -133,14 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.loglevel)
-    if args.trace:
-        print("chat-server: --trace is not available in this version yet", file=sys.stderr)
-        return 2
     config = Config(**{k: v for k, v in vars(args).items()})
     try:
         server = Server(config)
         server.start()
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         log.error("cannot start: %s", exc)
         return 1
 

@@ -103,6 +103,8 @@ class Chat:
         self.committer = committer
         self.auth = auth
         self.max_login_failures = max_login_failures
+        # Set by the server once the pool exists: () -> the /stats fields.
+        self.stats_source: Callable[[], dict] | None = None
 
     def run(self, conn: ConnState, cmd: Command, out: Outbox) -> None:
         """Run one command and put exactly one reply in `out`."""
@@ -338,6 +340,10 @@ class Chat:
                 {"command": n, "usage": s.usage, "summary": s.summary} for n, s in COMMANDS.items()
             ]
         }
+
+    def do_stats(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+        # Reads counters without their locks (a snapshot may be a pass behind).
+        return self.stats_source() if self.stats_source else {}
 
     def do_exit(self, conn: ConnState, cmd: Command, out: Outbox) -> None:
         self.disconnect(conn)

@@ -28,4 +28,7 @@ class Config:
     locking: str = "global"
     trace: str | None = None
     trace_sample: float = 1.0
+    trace_io: bool = False  # io_read/io_write events (one per recv/send)
+    lockdep: bool = False  # also on whenever tracing is
+    watchdog: float = limits.WATCHDOG_SECONDS  # 0 turns it off
     auth: str = "password"

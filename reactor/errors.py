@@ -17,3 +17,8 @@ class ChatError(Exception):
 class LockMisuse(RuntimeError):
     """Our bug: a lock was released by a thread that does not hold it, or
     taken against the documented lock order."""
+
+
+class LockTimeout(RuntimeError):
+    """A lock was not had within its timeout (only the `inverted` demo
+    strategy waits with one); the command fails with `internal`."""

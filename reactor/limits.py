@@ -68,6 +68,12 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 #: their end before ours closes (with unread input, close() sends RST).
 SHUTDOWN_LINGER_SECONDS = 1.0
 
+#: A lock wait longer than this is reported by the watchdog with its
+#: wait-for graph. Commands hold locks for microseconds to milliseconds, so
+#: 2 s is unmistakably stuck. The `inverted` demo strategy gives up after
+#: twice this, so the watchdog speaks first.
+WATCHDOG_SECONDS = 2.0
+
 # --- storage -----------------------------------------------------------------
 
 #: scrypt cost (RFC 7914): n=2**14, r=8, p=1 takes ~33 ms and 16 MiB here,

@@ -32,7 +32,7 @@ from reactor.connection import Connection
 from reactor.listener import Listener
 from reactor.protocol import Bye, Notice, encode
 from reactor.wakeup import Wakeup
-from reactor.workers import Pool
+from reactor.workers import Pool, item_name
 
 log = logging.getLogger("reactor.loop")
 
@@ -44,9 +44,11 @@ class Reactor:
     """The loop. Create, `bind()`, then `run()` in the thread that owns it;
     `close()` after the pool has stopped."""
 
-    def __init__(self, config: Config, pool: Pool) -> None:
+    def __init__(self, config: Config, pool: Pool, tracer=None) -> None:
         self.config = config
         self.pool = pool
+        self.tracer = tracer
+        self._trace_io = tracer if tracer is not None and config.trace_io else None
         self._sel = selectors.DefaultSelector()
         self._conns: dict[int, Connection] = {}
         self._next_id = 1
@@ -113,7 +115,11 @@ class Reactor:
             if conn.pending and not conn.running:
                 items, conn.pending = conn.pending, []
                 conn.running = True
-                self.pool.submit(conn.state, items)
+                traced = None
+                if self.tracer is not None:
+                    new_task = self.tracer.new_task
+                    traced = [new_task(item_name(i), conn.id) for i in items]
+                self.pool.submit(conn.state, items, traced)
                 self._update_mask(conn)  # reading may resume
         self._ready.clear()
 
@@ -170,6 +176,8 @@ class Reactor:
         if not data:
             self._end_of_input(conn)
             return
+        if self._trace_io is not None:
+            self._trace_io.io("io_read", conn.id, len(data))
         if not conn.reading:
             return  # closing: input after a bye is discarded
         now = time.monotonic()
@@ -282,6 +290,8 @@ class Reactor:
                 log.info("connection %d write failed: %s", conn.id, exc)
                 self._drop(conn)
                 return
+            if self._trace_io is not None and sent:
+                self._trace_io.io("io_write", conn.id, sent)
             acked = conn.sent_bytes(sent)
             if acked and conn.mode == "text" and not conn.bye_sent:
                 self._queue_text_ack(conn, acked)

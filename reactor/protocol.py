@@ -143,6 +143,7 @@ COMMANDS: dict[str, Spec] = {
     "mode": Spec("/mode json|text", "switch output encoding", ("mode",), needs_login=False),
     "ping": Spec("/ping [<token>]", "liveness check", (), ("token",), needs_login=False),
     "help": Spec("/help [<command>]", "this list", (), ("command",), needs_login=False),
+    "stats": Spec("/stats", "lock statistics and the worker pool"),
     "exit": Spec("/exit", "leave", needs_login=False),
 }
 
@@ -280,7 +281,10 @@ def encode(event: Event, mode: str) -> bytes:
     """One event as one line of bytes in `mode` ("text" or "json")."""
     if mode == JSON:
         return _dumps(to_json(event)).encode() + b"\n"
-    return to_text(event).replace("\n", " ").encode() + b"\n"
+    text = to_text(event)
+    if not (isinstance(event, Ok) and event.cmd == "stats"):  # the one table
+        text = text.replace("\n", " ")
+    return text.encode() + b"\n"
 
 
 def to_json(event: Event) -> dict[str, Any]:
@@ -349,6 +353,35 @@ def _help_text(f: dict[str, Any]) -> str:
     return "Commands: " + " | ".join(f"{c['usage']}: {c['summary']}" for c in f["commands"])
 
 
+_STAT_COLUMNS = (
+    ("acquisitions", "acq"), ("contended", "contended"), ("wait_total_us", "wait-total"),
+    ("wait_max_us", "wait-max"), ("hold_total_us", "hold-total"), ("hold_max_us", "hold-max"),
+)  # fmt: skip
+
+
+def stats_table(f: dict[str, Any]) -> str:
+    """`/stats` as an aligned table in the style of /proc/lock_stat (µs)."""
+    rows = [("lock", *(title for _, title in _STAT_COLUMNS))]
+    for section in ("classes", "locks"):
+        for s in f[section]:
+            name = s["name"] if section == "locks" else s["name"] + " (class)"
+            rows.append((name, *(str(s[key]) for key, _ in _STAT_COLUMNS)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    pool = f["pool"]
+    lines.append(
+        f"locking {f['locking']}: {pool['workers']} workers, {pool['busy']} busy,"
+        f" {pool['queued']} batches queued; {f['order_violations']} lock-order reports"
+    )
+    return "Lock statistics (times in µs)\n" + "\n".join(lines)
+
+
 def _login_text(f: dict[str, Any]) -> str:
     groups = ", ".join(f["groups"]) or "none"
     return f"Logged in as {f['user']}. Groups: {groups}. Unread: {f['unread']}."
@@ -369,5 +402,6 @@ _OK_TEXT = {
     "mode": lambda f: f"Output mode is {f['mode']}.",
     "ping": lambda f: "pong" + (f" {f['token']}" if f.get("token") is not None else ""),
     "help": _help_text,
+    "stats": lambda f: stats_table(f),
     "exit": lambda f: "Bye!",
 }

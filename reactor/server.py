@@ -1,7 +1,8 @@
-"""Wiring: builds storage, locks, sessions, pool and reactor from a Config.
+"""Wiring: builds storage, locks and their hooks (trace, lock-order
+checker, watchdog), sessions, pool and reactor from a Config.
 
-Owns: the order things start and stop in. Must not: contain chat logic or
-socket code.
+Owns: the order things start and stop in, and the `/stats` snapshot.
+Must not: contain chat logic or socket code.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import threading
 from reactor.commands import Chat
 from reactor.commit import Committer
 from reactor.config import Config
-from reactor.locks import STORAGE, make_locking
+from reactor.lockdep import OrderChecker, Watchdog
+from reactor.locks import STORAGE, Hooks, class_statistics, make_locking
 from reactor.loop import Reactor
 from reactor.state import Sessions
 from reactor.storage import Storage
+from reactor.tracing import Tracer
 from reactor.workers import Pool
 
 log = logging.getLogger("reactor.server")
@@ -27,7 +30,20 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.locks = make_locking(config.locking)
+        self.tracer = None
+        if config.trace:
+            self.tracer = Tracer(
+                config.trace, locking=config.locking, workers=config.workers,
+                sample=config.trace_sample,
+            )  # fmt: skip
+        self.checker = None
+        if config.lockdep or self.tracer is not None:
+            self.checker = OrderChecker(self.tracer)
+        self.watchdog = Watchdog(config.watchdog, self.tracer) if config.watchdog > 0 else None
+        hooks = Hooks(self.tracer, self.checker, self.watchdog)
+        # The inverted demo gives up after twice the watchdog's threshold.
+        give_up = 2 * config.watchdog if config.watchdog > 0 else None
+        self.locks = make_locking(config.locking, hooks, timeout=give_up)
         self.storage = Storage(config.db)
         self.sessions = Sessions()
         self._reactor: Reactor | None = None
@@ -38,24 +54,21 @@ class Server:
         post = self._post
         committer = Committer(self.locks, self.storage, self.sessions, post)
         chat = Chat(
-            self.locks,
-            self.storage,
-            self.sessions,
-            committer,
-            auth=self.config.auth,
-            max_login_failures=self.config.max_login_failures,
-        )
-        self.pool = Pool(chat, post, self.config.workers)
-        self._reactor = Reactor(self.config, self.pool)
+            self.locks, self.storage, self.sessions, committer,
+            auth=self.config.auth, max_login_failures=self.config.max_login_failures,
+        )  # fmt: skip
+        chat.stats_source = self.statistics
+        self.pool = Pool(chat, post, self.config.workers, self.tracer)
+        self._reactor = Reactor(self.config, self.pool, self.tracer)
         self.address = self._reactor.bind()
         self.pool.start()
+        if self.watchdog is not None:
+            self.watchdog.start()
         log.info(
-            "listening on %s:%d (locking %s, %d workers, db %s)",
-            *self.address,
-            self.locks.name,
-            self.config.workers,
-            self.config.db,
-        )
+            "listening on %s:%d (locking %s, %d workers, db %s%s)",
+            *self.address, self.locks.name, self.config.workers, self.config.db,
+            f", trace {self.config.trace}" if self.tracer else "",
+        )  # fmt: skip
         return self.address
 
     def _post(self, actions) -> None:
@@ -68,8 +81,12 @@ class Server:
         finally:
             self.pool.stop()
             self._reactor.close()
+            if self.watchdog is not None:
+                self.watchdog.stop()
             with self.locks.hold(STORAGE):
                 self.storage.close()
+            if self.tracer is not None:
+                self.tracer.close()
             log.info("server stopped")
             self.stopped.set()
 
@@ -77,3 +94,24 @@ class Server:
         """Ask for a graceful shutdown (thread- and signal-safe)."""
         if self._reactor is not None:
             self._reactor.request_stop()
+
+    def statistics(self) -> dict:
+        """The `/stats` fields: lockstat per lock and per class (µs), the pool."""
+        locks = sorted((lock.statistics() for lock in self.locks.locks()), key=lambda s: s.name)
+        pool = self.pool.statistics()
+        return {
+            "locking": self.locks.name,
+            "locks": [_stat_fields(s) for s in locks],
+            "classes": [_stat_fields(s) for s in class_statistics(locks)],
+            "pool": {"workers": pool.workers, "busy": pool.busy, "queued": pool.queued},
+            "order_violations": len(self.checker.reports) if self.checker else 0,
+        }
+
+
+def _stat_fields(s) -> dict:
+    return {
+        "name": s.name, "class": s.cls, "acquisitions": s.acquisitions,
+        "contended": s.contended, "wait_total_us": s.wait_total // 1000,
+        "wait_max_us": s.wait_max // 1000, "hold_total_us": s.hold_total // 1000,
+        "hold_max_us": s.hold_max // 1000,
+    }  # fmt: skip

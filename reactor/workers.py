@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from reactor import tasks
 from reactor.actions import Action, Disconnect, Done, TextAck
 from reactor.commands import Chat, Outbox
 from reactor.protocol import BadLine, Command, Error
@@ -34,9 +35,12 @@ class PoolStatistics:
 class Pool:
     """`workers` threads running `(ConnState, items)` batches in FIFO order."""
 
-    def __init__(self, chat: Chat, post: Callable[[Sequence[Action]], None], workers: int) -> None:
+    def __init__(
+        self, chat: Chat, post: Callable[[Sequence[Action]], None], workers: int, tracer=None
+    ) -> None:
         self._chat = chat
         self._post = post
+        self._tracer = tracer
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         # Each worker writes only its own slot, so reading the list for
         # statistics needs no lock.
@@ -50,9 +54,10 @@ class Pool:
         for t in self._threads:
             t.start()
 
-    def submit(self, conn: ConnState, items: list) -> None:
-        """Queue a batch; called by the reactor thread only."""
-        self._tasks.put((conn, items))
+    def submit(self, conn: ConnState, items: list, traced: list | None = None) -> None:
+        """Queue a batch; called by the reactor thread only. `traced` holds
+        the trace's `Task` of each item when tracing."""
+        self._tasks.put((conn, items, traced))
 
     def stop(self) -> None:
         """Finish queued batches, then end the threads."""
@@ -73,13 +78,18 @@ class Pool:
                 log.exception("batch for connection %d failed", task[0].conn_id)
                 self._post([Done(task[0].conn_id)])
             finally:
+                tasks.enter(None)
                 self._busy[index] = False
 
-    def run_batch(self, conn: ConnState, items: list) -> None:
+    def run_batch(self, conn: ConnState, items: list, traced: list | None = None) -> None:
         """Run one connection's items in order, commit, post, then `Done`."""
-        chat = self._chat
+        chat, tracer = self._chat, self._tracer
         out = Outbox(conn.conn_id, self._post)
-        for item in items:
+        for i, item in enumerate(items):
+            task = traced[i] if traced else tasks.Task(0, item_name(item), conn.conn_id, False)
+            tasks.enter(task)
+            if tracer is not None:
+                tracer.task_start(task)
             if isinstance(item, Command):
                 if not conn.closed:
                     chat.run(conn, item, out)
@@ -90,7 +100,27 @@ class Pool:
                 chat.text_ack(conn, item.id, out)
             elif isinstance(item, Disconnect):
                 chat.disconnect(conn)
+            if tracer is not None:
+                tracer.task_end(task)
         if out.epochs:
+            # The commit is a task of its own in the trace: it may commit
+            # other connections' writes too (group commit).
+            task = tracer.new_task("commit", conn.conn_id, queued=False) if tracer else None
+            tasks.enter(task or tasks.Task(0, "commit", conn.conn_id, False))
+            if tracer is not None:
+                tracer.task_start(task)
             out.settle(chat.committer.commit_through(out.epochs))
+            if tracer is not None:
+                tracer.task_end(task)
+        tasks.enter(None)
         out.add(Done(conn.conn_id))
         out.post_now()
+
+
+def item_name(item) -> str:
+    """The trace's `cmd` of a work item: the command word, or what it is."""
+    if isinstance(item, Command):
+        return item.name
+    if isinstance(item, BadLine):
+        return item.cmd or item.code
+    return "text_ack" if isinstance(item, TextAck) else "disconnect"

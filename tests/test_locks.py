@@ -51,9 +51,9 @@ def test_fine_takes_keys_in_documented_order_whatever_order_is_given():
     taken = []
 
     class Recording(NamedLock):
-        def acquire(self):
+        def acquire(self, timeout=-1):
             taken.append(self.name)
-            super().acquire()
+            return super().acquire(timeout)
 
     for key in (DELIVERY, GROUPS, SESSIONS, STORAGE, group_key("b"), group_key("A")):
         fine._table[key] = Recording(key)

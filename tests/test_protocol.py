@@ -707,9 +707,34 @@ OK_FIELDS = {
     "exit": [{}],
 }
 
+STATS = {
+    "locking": "fine",
+    "locks": [
+        {"name": "group:os2", "class": "group", "acquisitions": 3, "contended": 1,
+         "wait_total_us": 12, "wait_max_us": 12, "hold_total_us": 30, "hold_max_us": 20},
+        {"name": "storage", "class": "storage", "acquisitions": 1234567, "contended": 0,
+         "wait_total_us": 0, "wait_max_us": 0, "hold_total_us": 5, "hold_max_us": 5},
+    ],
+    "classes": [],
+    "pool": {"workers": 4, "busy": 1, "queued": 0},
+    "order_violations": 0,
+}  # fmt: skip
+STATS["classes"] = [dict(x, name=x["class"]) for x in STATS["locks"]]
+
+
+def test_encode_text_stats_is_an_aligned_table():
+    lines = encode(Ok("stats", STATS), "text").decode().splitlines()
+    assert lines[0] == "System: Lock statistics (times in µs)"
+    table = lines[1:-1]
+    assert len(table) == 1 + 2 + 2  # header, two classes, two locks
+    assert len({len(row) for row in table}) == 1  # every row the same width
+    assert "1234567" in "".join(table) and "group (class)" in "".join(table)
+    assert "4 workers, 1 busy" in lines[-1]
+    assert json.loads(encode(Ok("stats", STATS), "json")) == {"type": "ok", "cmd": "stats", **STATS}
+
 
 def test_ok_fields_cover_every_command():
-    assert set(OK_FIELDS) == set(COMMANDS)
+    assert set(OK_FIELDS) | {"stats"} == set(COMMANDS)  # stats: its own test
 
 
 @pytest.mark.parametrize(
