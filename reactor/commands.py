@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from reactor import limits
 from reactor.actions import Action, Close, Emit, LoggedIn, Replay, SetMode
 from reactor.commit import Committer
-from reactor.errors import ChatError
+from reactor.errors import ChatError, LockTimeout
 from reactor.locks import DELIVERY, GROUPS, SESSIONS, STORAGE, Locking, group_key
 from reactor.passwords import hash_password, verify_password
 from reactor.protocol import COMMANDS, JSON, TEXT, Command, Error, Event, Ok, valid_name
@@ -118,6 +118,10 @@ class Chat:
         try:
             fields = getattr(self, "do_" + cmd.name)(conn, cmd, out)
         except _Answered:
+            return
+        except LockTimeout as exc:  # only the `inverted` demo strategy times out
+            log.error("/%s from %s failed: %s", cmd.name, conn.user or conn.peer, exc)
+            out.reply(Error(cmd.name, "internal", "internal server error; nothing was changed"))
             return
         except ChatError as exc:
             out.reply(Error(cmd.name, exc.code, exc.message))

@@ -71,7 +71,7 @@ SHUTDOWN_LINGER_SECONDS = 1.0
 #: A lock wait longer than this is reported by the watchdog with its
 #: wait-for graph. Commands hold locks for microseconds to milliseconds, so
 #: 2 s is unmistakably stuck. The `inverted` demo strategy gives up after
-#: twice this, so the watchdog speaks first.
+#: four times this, so the watchdog speaks first.
 WATCHDOG_SECONDS = 2.0
 
 # --- storage -----------------------------------------------------------------

@@ -200,6 +200,8 @@ class Watchdog:
         self._waits: dict[int, tuple] = {}
         self._reported: set[tuple[int, int]] = set()
         self.reports: list[dict] = []
+        # Notified after each report, for whoever waits for one (tests, demos).
+        self.reported = threading.Condition(threading.Lock())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
 
@@ -261,6 +263,8 @@ class Watchdog:
         else:
             log.warning("long lock wait: %s", text)
         report = {"chain": chain, "cycle": cycle}
-        self.reports.append(report)
         if self._tracer is not None:
             self._tracer.event("deadlock" if cycle else "long_wait", **report)
+        with self.reported:
+            self.reports.append(report)
+            self.reported.notify_all()

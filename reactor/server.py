@@ -41,8 +41,9 @@ class Server:
             self.checker = OrderChecker(self.tracer)
         self.watchdog = Watchdog(config.watchdog, self.tracer) if config.watchdog > 0 else None
         hooks = Hooks(self.tracer, self.checker, self.watchdog)
-        # The inverted demo gives up after twice the watchdog's threshold.
-        give_up = 2 * config.watchdog if config.watchdog > 0 else None
+        # The inverted demo gives up after four times the watchdog's
+        # threshold: long enough for the watchdog to see the cycle first.
+        give_up = 4 * config.watchdog if config.watchdog > 0 else None
         self.locks = make_locking(config.locking, hooks, timeout=give_up)
         self.storage = Storage(config.db)
         self.sessions = Sessions()
