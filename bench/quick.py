@@ -98,14 +98,27 @@ def run(addr, clients: int, seconds: float, window: int) -> dict:
     return {"delivered_per_s": delivered / seconds, "ok_per_s": oks / seconds}
 
 
+def lock_table(addr) -> str:
+    """The server's /stats table (text mode) after a run."""
+    with socket.create_connection(addr) as sock:
+        f = sock.makefile("rwb")
+        f.write(b"/login stats_reader\n/stats\n/exit\n")
+        f.flush()
+        lines = [line.decode().rstrip("\n") for line in f]
+    start = next(i for i, x in enumerate(lines) if "Lock statistics" in x)
+    end = next(i for i, x in enumerate(lines) if x.startswith("locking "))
+    return "\n".join(lines[start : end + 1])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=100)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--window", type=int, default=8, help="messages in flight per client")
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--stats", action="store_true", help="print /stats after each run")
     args = p.parse_args()
-    results = {}
+    results, tables = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for locking in ("global", "fine"):
             srv = ServerProcess(
@@ -122,6 +135,8 @@ def main() -> None:
             srv.start()
             try:
                 results[locking] = run(srv.addr, args.clients, args.seconds, args.window)
+                if args.stats:
+                    tables[locking] = lock_table(srv.addr)
             finally:
                 srv.stop()
     for locking, r in results.items():
@@ -129,6 +144,8 @@ def main() -> None:
             f"{locking:6}  {args.clients} clients  delivered {r['delivered_per_s']:9.0f} msg/s"
             f"  acked sends {r['ok_per_s']:9.0f}/s"
         )
+    for locking, table in tables.items():
+        print(f"\n--- {locking}: /stats after the run\n{table}")
     g, f = results["global"]["delivered_per_s"], results["fine"]["delivered_per_s"]
     print(f"fine / global = {f / g:.2f}")
 

@@ -27,7 +27,7 @@ def test_help_explains_every_option():
     for option in ["--ip", "--port", "--db", "--loglevel", "--max-line", "--max-outbuf",
                    "--rate-limit", "--rate-burst", "--login-timeout", "--max-login-failures",
                    "--max-clients", "--workers", "--locking", "--trace", "--trace-sample",
-                   "--auth"]:  # fmt: skip
+                   "--auth", "--lockdep", "--watchdog", "--trace-io", "inverted"]:  # fmt: skip
         assert option in out.stdout
 
 
@@ -38,6 +38,9 @@ def test_help_explains_every_option():
         (["--locking", "sometimes"], "invalid choice"),
         (["--rate-limit", "-1"], "must be 0 or more"),
         (["--port", "x"], "invalid"),
+        (["--trace-sample", "0"], "must be above 0 and at most 1"),
+        (["--trace-sample", "1.5"], "must be above 0 and at most 1"),
+        (["--watchdog", "-2"], "must be 0 or more"),
     ],
 )
 def test_bad_option_values_are_refused_with_a_reason(args, words):

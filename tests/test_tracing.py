@@ -159,3 +159,19 @@ def test_stats_in_text_mode_is_an_aligned_table(server):
     assert "workers" in line and "busy" in line
     c.send("/ping after")
     assert c.readline() == "System: pong after\n"
+
+
+def test_trace_full_buffer_drops_and_counts(tmp_path, monkeypatch):
+    from reactor import tasks, tracing
+
+    monkeypatch.setattr(tracing, "BUFFER_CAP", 10)
+    path = tmp_path / "small.jsonl"
+    tracer = tracing.Tracer(str(path), locking="fine", workers=1)
+    task = tasks.Task(1, "send", 1, True)
+    for _ in range(500):
+        tracer.task_start(task)
+    tracer.close()
+    _, events = read_trace(path)
+    starts = sum(1 for e in events if e["ev"] == "task_start")
+    dropped = sum(e["count"] for e in events if e["ev"] == "dropped")
+    assert dropped > 0 and starts + dropped == 500
