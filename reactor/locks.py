@@ -80,7 +80,7 @@ class Hooks:
     the lock-order checker and the deadlock watchdog (reactor/lockdep.py).
     Plugged into every lock instead of `if debug:` tests in command code."""
 
-    tracer: object = None  # lock_acquired(lock, t0, t1), lock_released(lock, t)
+    tracer: object = None  # lock_acquired(lock, t0, t1), lock_released(lock, t), lock_gave_up
     checker: object = None  # check(lock) before taking, push(lock), pop(lock)
     watchdog: object = None  # waiting(lock, t0), done_waiting(): contended waits only
 
@@ -114,7 +114,7 @@ class NamedLock:
         checker = self._checker
         if checker is not None:
             checker.check(self)  # before blocking: warn before any deadlock
-        t0 = monotonic_ns()
+        t0 = t1 = monotonic_ns()  # a free lock: acquired the moment it is asked for
         contended = not self._lock.acquire(False)
         if contended:
             watchdog = self._watchdog
@@ -123,9 +123,11 @@ class NamedLock:
             got = self._lock.acquire(True, timeout)
             if watchdog is not None:
                 watchdog.done_waiting()
+            t1 = monotonic_ns()
             if not got:
+                if self._tracer is not None:
+                    self._tracer.lock_gave_up(self, t0, t1)
                 return False
-        t1 = monotonic_ns()
         self._owner = threading.get_ident()
         self._since = t1
         self.acquisitions += 1

@@ -90,6 +90,8 @@ class Reactor:
 
     def run(self) -> None:
         """Serve until a requested stop has finished."""
+        if self.tracer is not None:
+            self.tracer.thread_start()
         while True:
             now = time.monotonic()
             timeout = limits.MAX_POLL_SECONDS

@@ -10,8 +10,8 @@ of `(tid, thread name, events, newly dropped count)`. Each frame's lines are
 written and flushed at once, so the file is valid JSON Lines up to its last
 complete line whatever happens to either process. EOF (the server closed the
 pipe, or died) ends the process after writing what it has; SIGINT and
-SIGTERM are ignored, so a Ctrl-C to the server's process group does not cut
-the trace short.
+SIGTERM are ignored (and it runs in a session of its own), so a Ctrl-C to
+the server's process group does not cut the trace short.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Formatter:
     def __init__(self, start_ns: int) -> None:
         self.start = start_ns
         self._quoted: dict[str, str] = {}
+        self._last: dict[int, int] = {}  # tid -> last ts written, for `dropped`
 
     def q(self, text: str) -> str:
         quoted = self._quoted.get(text)
@@ -38,9 +39,18 @@ class Formatter:
     def lines(self, tid: int, name: str, events: list, dropped: int) -> list[str]:
         start, q, out = self.start, self.q, []
         head = f'"tid":{tid},"thread":{q(name)}'
+        last = 0
         for e in events:
             kind = e[0]
-            if kind == "A":  # one record, two events: the wait and the acquisition
+            last = e[2] if kind in ("A", "G") else e[1]
+            if kind == "G":  # a timed wait that gave up
+                lock, task = q(e[3]), e[4]
+                out.append(
+                    f'{{"ts":{e[1] - start},{head},"ev":"lock_wait","lock":{lock},"task":{task}}}\n'
+                    f'{{"ts":{e[2] - start},{head},"ev":"lock_timeout","lock":{lock},'
+                    f'"task":{task}}}\n'
+                )
+            elif kind == "A":  # one record, two events: the wait and the acquisition
                 lock, task = q(e[3]), e[4]
                 out.append(
                     f'{{"ts":{e[1] - start},{head},"ev":"lock_wait","lock":{lock},"task":{task}}}\n'
@@ -71,8 +81,10 @@ class Formatter:
                 sep = "," if fields != "}" else ""
                 out.append(f'{{"ts":{e[1] - start},{head},"ev":{q(e[2])}{sep}{fields}\n')
         if dropped:
-            ts = (events[-1][1] - start) if events else 0
+            ts = max(last - start, self._last.get(tid, 0))
             out.append(f'{{"ts":{ts},{head},"ev":"dropped","count":{dropped}}}\n')
+        if events:
+            self._last[tid] = last - start
         return out
 
 
@@ -87,7 +99,10 @@ def main(argv: list[str]) -> int:
             size = stdin.read(4)
             if len(size) < 4:
                 return 0
-            frame = stdin.read(int.from_bytes(size, "big"))
+            want = int.from_bytes(size, "big")
+            frame = stdin.read(want)
+            if len(frame) < want:
+                return 0  # the server died mid-frame: keep what is complete
             lines: list[str] = []
             for tid, name, events, dropped in marshal.loads(frame):
                 lines += fmt.lines(tid, name, events, dropped)

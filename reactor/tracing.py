@@ -42,6 +42,11 @@ log = logging.getLogger("reactor.tracing")
 BUFFER_CAP = 65536
 #: Time between drains: the trace is at most this much behind.
 FLUSH_SECONDS = 0.05
+#: Events taken from one thread's buffer per drain, so the writer thread
+#: never holds the GIL for one long pass; the rest waits for the next drain.
+DRAIN_CHUNK = 20000
+#: How long shutdown waits for the writer before giving up on it.
+CLOSE_TIMEOUT = 10.0
 
 
 class _Buffer:
@@ -79,6 +84,7 @@ class Tracer:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "reactor.tracewriter", path, str(self.start_ns)],
             stdin=subprocess.PIPE,
+            start_new_session=True,  # signals to our group are not for it: EOF ends it
         )
         self._pipe = self._process.stdin
         self._local = threading.local()
@@ -96,8 +102,14 @@ class Tracer:
             return self._local.buf
         except AttributeError:
             buf = self._local.buf = _Buffer()
+            buf.events.append(("X", time.monotonic_ns(), "thread_start", {}))
             self._buffers.append(buf)
             return buf
+
+    def thread_start(self) -> None:
+        """Put the calling thread in the trace now (a `thread_start` event),
+        so a thread that never runs a sampled task still shows as idle."""
+        self._buf()
 
     def _record(self, event: tuple) -> None:
         buf = self._buf()
@@ -106,12 +118,12 @@ class Tracer:
         else:
             buf.events.append(event)
 
-    def new_task(self, cmd: str, conn: int, queued: bool = True) -> tasks.Task:
-        """A new task, sampled or not: a command the reactor queues (a
-        `task_queued` event), or a worker's commit (`queued=False`)."""
+    def new_task(self, cmd: str, conn: int) -> tasks.Task:
+        """A new task, sampled or not, and its `task_queued` event: a command
+        the reactor queues, or the commit a worker queues for itself."""
         sampled = self.sample >= 1.0 or self._rng.random() < self.sample
         task = tasks.Task(next(self._ids), cmd, conn, sampled)
-        if sampled and queued:
+        if sampled:
             self._record(("Q", time.monotonic_ns(), task.id, cmd, conn))
         return task
 
@@ -145,6 +157,12 @@ class Tracer:
             else:
                 buf.dropped += 1
 
+    def lock_gave_up(self, lock, t0: int, t1: int) -> None:
+        """A timed wait (the `inverted` demo) ended without the lock."""
+        task = tasks.current()
+        if task is not None and task.buf is not None:
+            self._record(("G", t0, t1, lock.name, task.id))
+
     def lock_released(self, lock, t: int) -> None:
         task = tasks.current()
         if task is not None and task.buf is not None:
@@ -160,8 +178,10 @@ class Tracer:
         frame = []
         for buf in list(self._buffers):
             events = buf.events
-            taken = [events.popleft() for _ in range(len(events))]
-            dropped, buf.reported = buf.dropped - buf.reported, buf.dropped
+            # In chunks, so the GIL is not held for one huge pass.
+            taken = [events.popleft() for _ in range(min(len(events), DRAIN_CHUNK))]
+            total = buf.dropped  # read once: the owner thread may be adding
+            dropped, buf.reported = total - buf.reported, total
             if taken or dropped:
                 frame.append((buf.tid, buf.name, taken, dropped))
         if frame:
@@ -178,12 +198,22 @@ class Tracer:
                 return
 
     def close(self) -> None:
-        """Stop shipping, send everything recorded so far, wait for the file."""
+        """Stop shipping, send everything recorded so far (each thread's
+        events end with `thread_end`), wait for the file. Called once the
+        other threads have stopped."""
         self._stop.set()
-        self._writer.join()
+        self._writer.join(CLOSE_TIMEOUT)
+        now = time.monotonic_ns()
+        for buf in list(self._buffers):
+            buf.events.append(("X", now, "thread_end", {}))
         try:
-            self._drain()
+            while any(buf.events for buf in self._buffers):
+                self._drain()
             self._pipe.close()
         except OSError:
-            log.exception("trace writer process is gone")
-        self._process.wait()
+            log.error("the trace writer process is gone; the trace may be short")
+        try:
+            self._process.wait(CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log.error("the trace writer did not finish in %.0f s; stopped", CLOSE_TIMEOUT)
+            self._process.kill()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from reactor import tasks
 from reactor.actions import Action, Disconnect, Done, TextAck
 from reactor.commands import Chat, Outbox
-from reactor.protocol import BadLine, Command, Error
+from reactor.protocol import COMMANDS, BadLine, Command, Error
 from reactor.state import ConnState
 
 log = logging.getLogger("reactor.workers")
@@ -70,6 +70,8 @@ class Pool:
         return PoolStatistics(len(self._threads), sum(self._busy), self._tasks.qsize())
 
     def _work(self, index: int) -> None:
+        if self._tracer is not None:
+            self._tracer.thread_start()
         while (task := self._tasks.get()) is not None:
             self._busy[index] = True
             try:
@@ -90,28 +92,32 @@ class Pool:
             tasks.enter(task)
             if tracer is not None:
                 tracer.task_start(task)
-            if isinstance(item, Command):
-                if not conn.closed:
-                    chat.run(conn, item, out)
-            elif isinstance(item, BadLine):
-                if not conn.closed:
-                    out.reply(Error(item.cmd, item.code, item.message))
-            elif isinstance(item, TextAck):
-                chat.text_ack(conn, item.id, out)
-            elif isinstance(item, Disconnect):
-                chat.disconnect(conn)
-            if tracer is not None:
-                tracer.task_end(task)
+            try:
+                if isinstance(item, Command):
+                    if not conn.closed:
+                        chat.run(conn, item, out)
+                elif isinstance(item, BadLine):
+                    if not conn.closed:
+                        out.reply(Error(item.cmd, item.code, item.message))
+                elif isinstance(item, TextAck):
+                    chat.text_ack(conn, item.id, out)
+                elif isinstance(item, Disconnect):
+                    chat.disconnect(conn)
+            finally:
+                if tracer is not None:
+                    tracer.task_end(task)
         if out.epochs:
-            # The commit is a task of its own in the trace: it may commit
-            # other connections' writes too (group commit).
-            task = tracer.new_task("commit", conn.conn_id, queued=False) if tracer else None
+            # The commit is a task of its own in the trace, queued by this
+            # worker: it may commit other connections' writes too.
+            task = tracer.new_task("commit", conn.conn_id) if tracer else None
             tasks.enter(task or tasks.Task(0, "commit", conn.conn_id, False))
             if tracer is not None:
                 tracer.task_start(task)
-            out.settle(chat.committer.commit_through(out.epochs))
-            if tracer is not None:
-                tracer.task_end(task)
+            try:
+                out.settle(chat.committer.commit_through(out.epochs))
+            finally:
+                if tracer is not None:
+                    tracer.task_end(task)
         tasks.enter(None)
         out.add(Done(conn.conn_id))
         out.post_now()
@@ -121,6 +127,6 @@ def item_name(item) -> str:
     """The trace's `cmd` of a work item: the command word, or what it is."""
     if isinstance(item, Command):
         return item.name
-    if isinstance(item, BadLine):
-        return item.cmd or item.code
+    if isinstance(item, BadLine):  # a made-up word is not a command name
+        return item.cmd if item.cmd in COMMANDS else item.code
     return "text_ack" if isinstance(item, TextAck) else "disconnect"

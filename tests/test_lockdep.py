@@ -95,10 +95,8 @@ def test_watchdog_reports_a_real_deadlock_with_its_cycle():
             with first:
                 both_hold_one.wait()
                 # Each now waits for the other's lock: a real deadlock,
-                # broken only by the timeout once the watchdog has spoken.
-                with watchdog.reported:
-                    pass
-                if second.acquire(timeout=5):
+                # broken only by the timeout, well after the watchdog spoke.
+                if second.acquire(timeout=1.5):
                     second.release()
 
         return threading.Thread(target=go, name=name)
@@ -153,6 +151,7 @@ def inverted_server(tmp_path):
     yield server
     server.stop()
     thread.join(20)
+    assert not thread.is_alive(), "the server did not shut down"
 
 
 def test_watchdog_breaks_a_provoked_deadlock_and_server_recovers(inverted_server):

@@ -69,6 +69,8 @@ def check_well_formed(events: list[dict]) -> None:
                 held[e["lock"]] = e["task"]
             elif ev == "lock_released":
                 assert held.pop(e["lock"]) == e["task"] == task
+            elif ev == "lock_timeout":
+                assert waiting.pop(e["lock"]) == e["task"]
         assert not waiting and not held and task is None
 
 
@@ -86,17 +88,33 @@ def test_trace_is_well_formed_and_matches_stats(start_server, tmp_path, locking)
     assert header["workers"] == 4 and header["sample"] == 1.0
     assert all({"ts", "tid", "thread", "ev"} <= e.keys() for e in events)
     check_well_formed(events)
-    # Every queued task ran, and ran after it was queued.
+    # Every task was queued, then ran (commits are queued by their worker).
     queued = {e["task"]: e for e in events if e["ev"] == "task_queued"}
     started = {e["task"]: e for e in events if e["ev"] == "task_start"}
-    assert set(queued) <= set(started)
+    assert set(queued) == set(started)
     assert all(queued[t]["ts"] <= started[t]["ts"] for t in queued)
-    assert {started[t]["cmd"] for t in set(started) - set(queued)} == {"commit"}
-    # /stats counted exactly the acquisitions traced before it ran.
+    assert "commit" in {e["cmd"] for e in started.values()}
+    # Every thread is announced and closed: the reactor and all 4 workers.
+    opened = {e["thread"] for e in events if e["ev"] == "thread_start"}
+    closed = {e["thread"] for e in events if e["ev"] == "thread_end"}
+    assert {"MainThread", "worker-0", "worker-1", "worker-2", "worker-3"} <= opened == closed
+    # /stats counted exactly the acquisitions, and the contended ones (the
+    # ones whose wait and acquisition differ in ts), traced before it ran.
     stats_ts = next(e["ts"] for e in events if e["ev"] == "task_start" and e["cmd"] == "stats")
-    traced = Counter(e["lock"] for e in events if e["ev"] == "lock_acquired" and e["ts"] < stats_ts)
+    before = [e for e in events if e["ts"] < stats_ts]
+    waits = {}
+    acquired, contended = Counter(), Counter()
+    for e in before:
+        if e["ev"] == "lock_wait":
+            waits[e["tid"], e["lock"]] = e["ts"]
+        elif e["ev"] == "lock_acquired":
+            acquired[e["lock"]] += 1
+            contended[e["lock"]] += waits.pop((e["tid"], e["lock"])) != e["ts"]
     counted = {s["name"]: s["acquisitions"] for s in stats["locks"] if s["acquisitions"]}
-    assert counted == dict(traced)
+    assert counted == dict(acquired)
+    assert {s["name"]: s["contended"] for s in stats["locks"] if s["acquisitions"]} == {
+        lock: contended[lock] for lock in acquired
+    }
     # No lock-order problem under the real strategies.
     assert stats["order_violations"] == 0
     assert not [e for e in events if e["ev"] in ("order_violation", "deadlock")]
@@ -175,3 +193,4 @@ def test_trace_full_buffer_drops_and_counts(tmp_path, monkeypatch):
     starts = sum(1 for e in events if e["ev"] == "task_start")
     dropped = sum(e["count"] for e in events if e["ev"] == "dropped")
     assert dropped > 0 and starts + dropped == 500
+    assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)  # one thread
