@@ -181,9 +181,9 @@ class OrderChecker:
     def _report_recursion(self, lock) -> None:
         thread, cmd = _who()
         log.warning("possible recursive locking: %s takes %s again (/%s)", thread, lock.name, cmd)
-        report = {"kind": "recursive", "lock": lock.name, "thread": thread, "cmd": cmd}
-        self.reports.append(report)
-        if self._tracer is not None:
+        report = {"kind": "recursive", "lock": lock.name, "cmd": cmd}
+        self.reports.append({**report, "thread": thread})
+        if self._tracer is not None:  # the event's own "thread" is the one
             self._tracer.event("order_violation", **report)
 
 

@@ -36,8 +36,8 @@ class Header:
 @dataclass(frozen=True, slots=True)
 class LockSpan:
     """One use of a lock by one thread, in ns since the trace start.
-    `acquired` is None for a wait that gave up or never ended; `released`
-    is None if the trace ends while the lock is held."""
+    `acquired` is None for a wait that gave up (at `timeout`) or never
+    ended; `released` is None if the trace ends while the lock is held."""
 
     thread: str
     lock: str
@@ -45,6 +45,7 @@ class LockSpan:
     wait: int
     acquired: int | None
     released: int | None
+    timeout: int | None = None
 
     @property
     def cls(self) -> str:
@@ -67,8 +68,9 @@ class LockSpan:
 
 @dataclass(slots=True)
 class TaskRun:
-    """One task: queued by `queued_by` (reactor, or a worker for commits),
-    run by `thread`. Any time may be None if the trace lacks that event."""
+    """One task: queued by thread `queued_by` (the reactor, or a worker for
+    its commit), run by `thread`. Any time may be None if the trace lacks
+    that event."""
 
     task: int
     cmd: str
@@ -77,6 +79,7 @@ class TaskRun:
     start: int | None = None
     end: int | None = None
     thread: str | None = None
+    queued_by: str | None = None
 
     @property
     def queue_delay(self) -> int | None:
@@ -181,7 +184,9 @@ class _Reader:
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
-        self._pending: dict[tuple[str, str], list] = {}  # (thread, lock) -> [wait, task, acq]
+        # (thread, lock) -> stack of [wait, task, acquired]: a stack, because a
+        # thread may wait for a lock it holds (recursion) and give up.
+        self._pending: dict[tuple[str, str], list[list]] = {}
 
     def feed(self, e: dict[str, Any]) -> None:
         ts, thread, ev = e["ts"], e["thread"], e["ev"]
@@ -197,25 +202,32 @@ class _Reader:
             life = trace.threads[thread] = ThreadLife(e.get("tid", 0), thread, ts, ts)
         life.first, life.last = min(life.first, ts), max(life.last, ts)
         if ev == "lock_wait":
-            self._pending[thread, e["lock"]] = [ts, e["task"], None]
+            self._pending.setdefault((thread, e["lock"]), []).append([ts, e["task"], None])
         elif ev == "lock_acquired":
-            p = self._pending.get((thread, e["lock"]))
-            if p is None:  # a trace cut mid-wait: count it uncontended
-                p = self._pending[thread, e["lock"]] = [ts, e["task"], None]
-            p[2] = ts
+            stack = self._pending.setdefault((thread, e["lock"]), [])
+            if not stack or stack[-1][2] is not None:  # cut mid-wait: count it free
+                stack.append([ts, e["task"], None])
+            stack[-1][2] = ts
         elif ev == "lock_released" or ev == "lock_timeout":
-            p = self._pending.pop((thread, e["lock"]), None)
-            if p is None:
-                raise ValueError(f"{ev} of {e['lock']} with no lock_wait on {thread}")
-            released = ts if ev == "lock_released" else None
-            acquired = p[2] if ev == "lock_released" else None
-            trace.locks.append(LockSpan(thread, e["lock"], p[1], p[0], acquired, released))
+            stack = self._pending.get((thread, e["lock"]))
+            want_held = ev == "lock_released"
+            match = [i for i, q in enumerate(stack or ()) if (q[2] is not None) == want_held]
+            if not match:
+                raise ValueError(f"{ev} of {e['lock']} with no matching lock_wait on {thread}")
+            p = stack.pop(match[-1])
+            if not stack:
+                del self._pending[thread, e["lock"]]
+            if ev == "lock_released":
+                span = LockSpan(thread, e["lock"], p[1], p[0], p[2], ts)
+            else:
+                span = LockSpan(thread, e["lock"], p[1], p[0], None, None, ts)
+            trace.locks.append(span)
         elif ev in ("task_queued", "task_start", "task_end"):
             run = trace.tasks.get(e["task"])
             if run is None:
                 run = trace.tasks[e["task"]] = TaskRun(e["task"], e["cmd"])
             if ev == "task_queued":
-                run.queued, run.conn = ts, e.get("conn")
+                run.queued, run.conn, run.queued_by = ts, e.get("conn"), thread
             elif ev == "task_start":
                 run.start, run.thread = ts, thread
             else:
@@ -226,7 +238,8 @@ class _Reader:
             trace.others.append(e)
 
     def finish(self) -> Trace:
-        for (thread, lock), (wait, task, acquired) in self._pending.items():
-            self.trace.locks.append(LockSpan(thread, lock, task, wait, acquired, None))
+        for (thread, lock), stack in self._pending.items():
+            for wait, task, acquired in stack:
+                self.trace.locks.append(LockSpan(thread, lock, task, wait, acquired, None))
         self.trace.locks.sort(key=lambda s: s.wait)
         return self.trace

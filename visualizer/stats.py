@@ -130,8 +130,8 @@ def thread_times(trace: Trace) -> list[ThreadTime]:
             in_tasks[run.thread] += run.run_time
     waiting: dict[str, int] = defaultdict(int)
     for s in trace.locks:
-        end = s.acquired if s.acquired is not None else s.released
-        if end is None:  # gave up or never ended: waited until the timeout or the end
+        end = s.acquired if s.acquired is not None else s.timeout
+        if end is None:  # never ended: waited until the thread's last event
             end = trace.threads[s.thread].last
         waiting[s.thread] += end - s.wait
     out = []
@@ -185,7 +185,8 @@ def order_edges(trace: Trace) -> list[OrderEdge]:
     counts: dict[tuple[str, str], int] = defaultdict(int)
     cmds: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for spans in per_thread.values():
-        spans.sort(key=lambda s: s.acquired)
+        # Taken at the same ns: the one released later was taken first.
+        spans.sort(key=lambda s: (s.acquired, -(s.released if s.released is not None else 1 << 62)))
         held: list[LockSpan] = []
         for s in spans:
             held = [h for h in held if h.released is None or h.released > s.acquired]
@@ -288,7 +289,7 @@ def activity(trace: Trace, intervals: int = 100) -> Activity:
         delta = deltas.get(s.lock)
         if delta is None:
             delta = deltas[s.lock] = [0] * (intervals + 1)
-        stop = s.acquired if s.acquired is not None else (s.released or end)
+        stop = s.acquired if s.acquired is not None else (s.timeout or end)
         first, last = -(-s.wait // step), -(-stop // step)
         if first < last:
             delta[min(first, intervals)] += 1
