@@ -422,7 +422,7 @@ def _message(ax: Axes, text: str, title: str) -> Axes:
 
 
 def _ms(ns: float) -> str:
-    return f"{ns / 1e6:.6g}"
+    return f"{ns / 1e6:.4g}"
 
 
 def _count(n: int, noun: str) -> str:

@@ -126,7 +126,12 @@ def write_report(
 
     fig = Figure(figsize=(9, 1.2 + 0.45 * n_threads))
     plots.thread_chart(fig.add_subplot(), trace)
-    add(fig, "threads.png", "Each thread's life: running, waiting for locks, idle.")
+    add(
+        fig,
+        "threads.png",
+        "Each thread's life: running commands, waiting for locks, idle. The reactor's "
+        "own work (reading, writing) is not a task, so its bar shows only idle.",
+    )
 
     summary = summarize(trace)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
