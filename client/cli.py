@@ -1,0 +1,84 @@
+"""`chat-client`: options, the password, logging to a file, then the REPL
+(or the full-screen mode with --tui).
+
+Owns: argument parsing and start-up. Must not: contain UI or protocol code.
+The password comes from the environment variable CHAT_PASSWORD or a hidden
+prompt, never from the command line (other users can read it in `ps`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from client.connection import Account, ChatError, Connection
+
+
+def state_dir() -> Path:
+    """Where history and logs go ($XDG_STATE_HOME/reactor-chat)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "reactor-chat"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chat-client", description="Terminal client for reactor-chat.")
+    p.add_argument("--ip", default="127.0.0.1", help="server address")
+    p.add_argument("--port", type=int, default=9000, help="server port")
+    p.add_argument("--user", help="your name (asked if missing)")
+    p.add_argument("--register", action="store_true", help="create the account first")
+    p.add_argument("--no-password", action="store_true",
+                   help="the server runs --auth none: log in with a name only")  # fmt: skip
+    p.add_argument("--loglevel", default="WARNING", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log level of the log file (in the state folder)")  # fmt: skip
+    p.add_argument("--tui", action="store_true", help="full-screen mode, one tab per conversation")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    folder = state_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    # Logs go to a file: the terminal belongs to the prompt.
+    logging.basicConfig(filename=folder / "client.log", level=args.loglevel,
+                        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")  # fmt: skip
+    from prompt_toolkit import prompt
+
+    name = args.user or prompt("Name: ")
+    password = None
+    if not args.no_password:
+        password = os.environ.get("CHAT_PASSWORD") or prompt("Password: ", is_password=True)
+    conn = Connection(args.ip, args.port, Account(name, password, args.register))
+    try:
+        return asyncio.run(_run(conn, args, folder))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(conn: Connection, args: argparse.Namespace, folder: Path) -> int:
+    try:
+        await conn.start()
+    except OSError as exc:
+        print(f"chat-client: cannot reach {args.ip}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except ChatError as exc:
+        print(f"chat-client: {exc}", file=sys.stderr)
+        await conn.close()
+        return 1
+    if args.tui:
+        from client.tui import Tui
+
+        await Tui(conn, history_path=folder / "history").run()
+    else:
+        from client.repl import Repl, file_history
+
+        await Repl(conn, history=file_history(folder / "history")).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
