@@ -110,7 +110,7 @@ def test_repl_sends_and_shows_incoming_above_the_prompt(srv):
                 srv,
                 alice_name,
                 conn_lines,
-                until=lambda r: any("back at you" in s for s in r.shown),
+                done=lambda r: any("back at you" in s for s in r.shown),
             )  # fmt: skip
         )
         # bob answers once he has both lines
