@@ -30,9 +30,7 @@ def fresh_name(prefix: str = "u") -> str:
 class ServerProcess:
     """`python -m reactor` with `args`, listening on an OS-chosen port."""
 
-    def __init__(
-        self, db: Path, *args: str, fd_limit: int | None = None, port: int = 0
-    ) -> None:
+    def __init__(self, db: Path, *args: str, fd_limit: int | None = None, port: int = 0) -> None:
         self.db = db
         self.fd_limit = fd_limit
         self.args = ["--port", str(port), "--db", str(db), *args]
