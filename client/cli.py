@@ -66,9 +66,25 @@ async def _run(conn: Connection, args: argparse.Namespace, folder: Path) -> int:
         print(f"chat-client: cannot reach {args.ip}:{args.port}: {exc}", file=sys.stderr)
         return 1
     except ChatError as exc:
-        print(f"chat-client: {exc}", file=sys.stderr)
         await conn.close()
-        return 1
+        if exc.code != "auth_failed" or conn.account.register or not sys.stdin.isatty():
+            print(f"chat-client: {exc}", file=sys.stderr)
+            return 1
+        # A wrong password and an unknown name look alike: offer to register.
+        from prompt_toolkit.shortcuts import create_confirm_session
+
+        question = f"No such account, or a wrong password. Create {conn.account.name}?"
+        if not await create_confirm_session(question).prompt_async():
+            return 1
+        conn = Connection(
+            args.ip, args.port, Account(conn.account.name, conn.account.password, True)
+        )
+        try:
+            await conn.start()
+        except ChatError as again:
+            await conn.close()
+            print(f"chat-client: {again}", file=sys.stderr)
+            return 1
     if args.tui:
         from client.tui import Tui
 

@@ -76,6 +76,8 @@ class Repl:
             bottom_toolbar=self.toolbar, style=STYLE, complete_while_typing=False,
             input=input, output=output, enable_history_search=True,
         )  # fmt: skip
+        # Escape and Alt+key must react at once, not after half a second.
+        self.session.app.ttimeoutlen = 0.05
         conn.on_event = self.on_event
         conn.on_state = self.on_state
 
