@@ -439,7 +439,9 @@ class Tui:
         tab = self._current
         out: StyleAndTextTuples = []
         for i, line in enumerate(tab.lines[: len(tab.lines) - tab.scroll]):
-            out += [("", "\n")] * (i > 0) + line
+            if i:
+                out.append(("", "\n"))
+            out.extend(line)
         return out
 
     def _body_cursor(self) -> Point:
@@ -447,7 +449,7 @@ class Tui:
         return Point(0, max(0, len(tab.lines) - tab.scroll - 1))
 
     def _invalidate(self) -> None:
-        self.app.invalidate() if hasattr(self, "app") else None
+        self.app.invalidate()
 
 
 def _history(path: Path | None) -> History:

@@ -224,6 +224,15 @@ class _Hold:
             lock.release()
 
 
+def _thread_stack(tls: threading.local) -> list:
+    """The calling thread's stack of held lock marks (made on first use)."""
+    try:
+        return tls.stack
+    except AttributeError:
+        tls.stack = []
+        return tls.stack
+
+
 class GlobalLocking:
     """Every key is the one lock ``global`` (the classic course design)."""
 
@@ -242,11 +251,7 @@ class GlobalLocking:
         return [self.lock]
 
     def _stack(self) -> list:
-        try:
-            return self._tls.stack
-        except AttributeError:
-            self._tls.stack = []
-            return self._tls.stack
+        return _thread_stack(self._tls)
 
 
 class FineLocking:
@@ -284,11 +289,7 @@ class FineLocking:
         return list(self._table.values())
 
     def _stack(self) -> list:
-        try:
-            return self._tls.stack
-        except AttributeError:
-            self._tls.stack = []
-            return self._tls.stack
+        return _thread_stack(self._tls)
 
 
 class InvertedLocking(FineLocking):
