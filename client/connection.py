@@ -62,7 +62,10 @@ class Connection:
         self.user: str | None = None
         self.state = "disconnected"  # connecting | connected | reconnecting | closed
         self.groups: list[str] = []
-        self.on_event: Callable[[dict[str, Any]], None] = lambda e: None
+        # Events that arrive before a UI listens (the replay right after the
+        # login reply) wait here and are handed over when one does.
+        self._on_event: Callable[[dict[str, Any]], None] | None = None
+        self._early: list[dict[str, Any]] = []
         self.on_state: Callable[[str], None] = lambda s: None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -73,6 +76,18 @@ class Connection:
         self._read_task: asyncio.Task | None = None
         self._closing = False
 
+    @property
+    def on_event(self) -> Callable[[dict[str, Any]], None] | None:
+        return self._on_event
+
+    @on_event.setter
+    def on_event(self, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Listen for events; those that came before are handed over first."""
+        self._on_event = handler
+        early, self._early = self._early, []
+        for event in early:
+            handler(event)
+
     # --- life cycle ---------------------------------------------------------------
 
     async def start(self) -> dict[str, Any]:
@@ -81,8 +96,11 @@ class Connection:
 
     async def _connect(self, first: bool = False) -> dict[str, Any]:
         self._set_state("connecting" if first else "reconnecting")
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        self._read_task = asyncio.create_task(self._read_loop())
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        # Each connection has its own reader task and its own FIFO of
+        # commands waiting for replies: a dying one cannot touch the next.
+        self._reader, self._writer, self._pending = reader, writer, deque()
+        self._read_task = asyncio.create_task(self._read_loop(reader, writer, self._pending))
         await self.call("/mode json")
         if first and self.account.register:
             await self.call(f"/register {self.account.name} {self.account.password}")
@@ -129,31 +147,34 @@ class Connection:
 
     # --- reading ------------------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, reader, writer, pending: deque) -> None:
         try:
             while True:
-                line = await self._reader.readline()
+                line = await reader.readline()
                 if not line:
                     break
                 try:
                     event = json.loads(line)
                 except ValueError:
                     continue  # the welcome line, sent before /mode json took effect
-                self._dispatch(event)
+                self._dispatch(event, pending)
         except (ConnectionError, OSError) as exc:
             log.info("connection lost: %s", exc)
         finally:
-            for future in self._pending:
+            writer.close()
+            for future in pending:
                 if not future.done():
                     future.set_exception(Disconnected("connection lost"))
-            self._pending.clear()
-        if not self._closing:
+            pending.clear()
+        # Only a session that was up starts the reconnect loop; a failed
+        # attempt inside that loop just ends here.
+        if not self._closing and self.state == "connected" and writer is self._writer:
             asyncio.create_task(self._reconnect())
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
+    def _dispatch(self, event: dict[str, Any], pending: deque) -> None:
         kind = event.get("type")
-        if kind in ("ok", "error") and self._pending:
-            future = self._pending.popleft()
+        if kind in ("ok", "error") and pending:
+            future = pending.popleft()
             if not future.done():
                 future.set_result(event)
             return
@@ -164,7 +185,10 @@ class Connection:
             self._schedule_ack()
         if kind == "bye" and event.get("reason") == "replaced":
             self._closing = True  # another login took over: do not fight it
-        self.on_event(event)
+        if self._on_event is None:
+            self._early.append(event)
+        else:
+            self._on_event(event)
 
     # --- acks -----------------------------------------------------------------------------
 
@@ -195,6 +219,8 @@ class Connection:
                 await self._connect()
                 return
             except (OSError, Disconnected, ChatError) as exc:
+                if self._writer is not None:
+                    self._writer.close()  # ends that attempt's reader task
                 log.info("reconnect failed (%s); next try in %.1f s", exc, delay)
                 await asyncio.sleep(delay)  # back-off between tries
                 delay = min(delay * 2, BACKOFF_CAP)

@@ -1,8 +1,9 @@
 """The full-screen client (`chat-client --tui`): one tab per conversation.
 
 Owns: the full-screen layout (tab bar, the current tab's lines, status line,
-input line), the tabs (lines, unread counts, drafts, scroll position, and
-loading each tab's history once) and the keys that move between tabs.
+input line), keeping the tabs (client/tabs.py) up to date (unread counts,
+drafts, scroll position, loading each tab's history once) and the keys
+that move between tabs.
 Must not: touch sockets (client/connection.py does). Lines become commands
 by the REPL's rules (`/query`, `/exit`, plain text to the current
 conversation); message routing reuses `conversation_of` from client/repl.py.
@@ -21,7 +22,6 @@ import contextlib
 import logging
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,66 +31,20 @@ from prompt_toolkit.data_structures import Point
 from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.layout import Float, FloatContainer, HSplit, Layout, Window
 from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.layout.processors import BeforeInput
-from prompt_toolkit.styles import Style, merge_styles
 
 from client.completion import ChatCompleter, Names
 from client.connection import ChatError, Connection, Disconnected
 from client.repl import NAMES_REFRESH_SECONDS, conversation_of
-from client.repl import STYLE as REPL_STYLE
+from client.tabs import MAX_LINES, PAGE, STYLE, SYSTEM, Tab, mentions, message_line
 from reactor.protocol import COMMANDS, Ok, to_text
 
 log = logging.getLogger("client.tui")
-
-SYSTEM = "System"
-#: Lines kept per tab; older ones are dropped (the server keeps the history).
-MAX_LINES = 5000
-#: PgUp/PgDn step before the first render has measured the window.
-PAGE = 10
-
-STYLE = merge_styles([REPL_STYLE, Style.from_dict({
-    "tabbar": "bg:#303030 #bbbbbb", "tab.current": "bg:#5f87ff #ffffff bold",
-    "tab.unread": "bg:#303030 #ffd75f bold", "tab.mention": "bg:#aa0000 #ffffff bold",
-    "status": "bg:#303030 #dddddd", "clock": "#888888", "prompt": "bold",
-})])  # fmt: skip
-
-
-@dataclass
-class Tab:
-    """A conversation (a user or "#group") or the System tab, as shown."""
-
-    name: str
-    lines: list[StyleAndTextTuples] = field(default_factory=list)
-    unread: int = 0  # messages from others that arrived while another tab was shown
-    mentioned: bool = False  # one of them names us
-    draft: str = ""  # the input line, kept while another tab is shown
-    scroll: int = 0  # lines scrolled up from the bottom; 0 follows new lines
-    # Invariant: until `loaded`, live messages wait in `pending` (history first).
-    loaded: bool = False
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    history_upto: int = 0  # the newest id the history showed
-    seen: set[int] = field(default_factory=set)  # every message id shown here
-
-
-def mentions(event: dict[str, Any], me: str | None) -> bool:
-    """A message from someone else that contains our name."""
-    if me is None or event["from"].lower() == me.lower():
-        return False
-    return me.lower() in event["text"].lower()
-
-
-def message_line(event: dict[str, Any], me: str | None) -> StyleAndTextTuples:
-    """`12:01 <alice> hi`: own messages dimmed, mentions of `me` highlighted."""
-    clock = time.strftime("%H:%M", time.localtime(event.get("ts", time.time())))
-    own = me is not None and event["from"].lower() == me.lower()
-    style = "class:mention" if mentions(event, me) else ("class:own" if own else "")
-    return [("class:clock", f"{clock} "), ("class:own" if own else "class:from",
-            f"<{event['from']}>"), ("", " "), (style, event["text"])]  # fmt: skip
 
 
 def tab_bindings(tui: Tui) -> KeyBindings:
@@ -130,8 +84,12 @@ class Tui:
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()  # (line, tab)
         self._names_wanted = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
-        self.input = Buffer(completer=ChatCompleter(self.names), multiline=False,
-                            history=_history(history_path), accept_handler=self._accept,
+        history = InMemoryHistory()
+        if history_path is not None:
+            history_path.parent.mkdir(parents=True, exist_ok=True)
+            history = FileHistory(str(history_path))
+        self.input = Buffer(completer=ChatCompleter(self.names), history=history,
+                            multiline=False, accept_handler=self._accept,
                             complete_while_typing=False)  # fmt: skip
         self._body = Window(FormattedTextControl(self._body_text, show_cursor=False,
                                                  get_cursor_position=self._body_cursor),
@@ -140,6 +98,7 @@ class Tui:
             layout=self._layout(), key_bindings=tab_bindings(self), style=STYLE,
             full_screen=True, input=input, output=output, enable_page_navigation_bindings=False,
         )  # fmt: skip
+        self.app.ttimeoutlen = 0.05  # Escape and Alt+key react at once (as in the REPL)
         conn.on_event = self.on_event
         conn.on_state = self.on_state
 
@@ -187,7 +146,7 @@ class Tui:
             self._current = tab
             self.input.reset(Document(tab.draft, len(tab.draft)))
         tab.unread, tab.mentioned = 0, False
-        self._invalidate()
+        self.app.invalidate()
 
     def switch_to_index(self, index: int) -> None:
         if 0 <= index < len(self._tabs):
@@ -208,12 +167,13 @@ class Tui:
     def scroll(self, pages: int) -> None:
         """Scroll the current tab up (positive) or down by whole pages."""
         tab, info = self._current, self._body.render_info
-        page = max(1, info.window_height - 1) if info else PAGE
-        tab.scroll = min(max(0, tab.scroll + pages * page), max(0, len(tab.lines) - 1))
-        self._invalidate()
+        height = info.window_height if info else PAGE
+        top = max(0, len(tab.lines) - height)  # the first line at the top: stop there
+        tab.scroll = min(max(0, tab.scroll + pages * max(1, height - 1)), top)
+        self.app.invalidate()
 
     def quit(self) -> None:
-        if self.app.is_running and self.app.future is not None and not self.app.future.done():
+        if self.app.is_running and not self.app.is_done:
             self.app.exit()
 
     # --- the loop ---------------------------------------------------------------------------
@@ -238,8 +198,12 @@ class Tui:
     async def _work(self) -> None:
         while True:
             line, where = await self._queue.get()
-            if not await self.handle(line, where):
-                return self.quit()
+            try:
+                if not await self.handle(line, where):
+                    return self.quit()
+            except Exception:  # a bug must not leave the input line dead
+                log.exception("while handling %r", line)
+                self.system("Error: the client failed on that line (see its log)", "class:error")
 
     async def handle(self, line: str, where: str = SYSTEM) -> bool:
         """Run one line typed in tab `where`; False when the user leaves."""
@@ -311,7 +275,7 @@ class Tui:
         elif state == "connected" and self._last_state == "reconnecting":
             self.system("System: reconnected.")
         self._last_state = state
-        self._invalidate()
+        self.app.invalidate()
 
     def system(self, text: str, style: str = "class:system") -> None:
         """Add a line to the System tab."""
@@ -334,8 +298,9 @@ class Tui:
         if not own and tab is not self._current:
             tab.unread += 1
             tab.mentioned = tab.mentioned or mentions(event, me)
-        if event["from"] not in {u for u, _ in self.names.users}:
-            self._names_wanted.set()  # someone new (or a new group): refresh soon
+        known = event["from"] in {u for u, _ in self.names.users}
+        if not known or event.get("group") not in (None, *self.names.groups):
+            self._names_wanted.set()  # someone new, or a new group: refresh soon
         if not tab.loaded:
             tab.pending.append(event)
         elif event["id"] > tab.history_upto:
@@ -351,7 +316,7 @@ class Tui:
         del tab.lines[:-MAX_LINES]
         if tab.scroll:
             tab.scroll += 1  # keep the lines a reader scrolled to in place
-        self._invalidate()
+        self.app.invalidate()
 
     # --- tabs -------------------------------------------------------------------------------
 
@@ -370,7 +335,7 @@ class Tui:
         task = asyncio.create_task(self._load_history(tab))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        self._invalidate()
+        self.app.invalidate()
         return tab
 
     def _close(self, tab: Tab | None) -> None:
@@ -379,7 +344,7 @@ class Tui:
         if tab is self._current:
             self.step(-1)
         self._tabs.remove(tab)
-        self._invalidate()
+        self.app.invalidate()
 
     async def _load_history(self, tab: Tab) -> None:
         messages: list[dict[str, Any]] = []
@@ -447,13 +412,3 @@ class Tui:
     def _body_cursor(self) -> Point:
         tab = self._current
         return Point(0, max(0, len(tab.lines) - tab.scroll - 1))
-
-    def _invalidate(self) -> None:
-        self.app.invalidate()
-
-
-def _history(path: Path | None) -> History:
-    if path is None:
-        return InMemoryHistory()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileHistory(str(path))

@@ -198,3 +198,27 @@ def test_connection_reconnects_and_loses_nothing(tmp_path):
     # "before" was shown once (not again when replayed after the restart).
     assert [m["text"] for m in seen] == ["before", "after"]
     assert "reconnecting" in states and states[-1] == "closed"
+
+
+def test_repl_shows_messages_replayed_at_login_once(srv):
+    bob = account(srv)
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    for i in range(3):
+        bob.ok(f"/send {name} while you were away {i}")
+
+    async def scenario():
+        conn = Connection(*srv.addr, Account(name, "pw"))
+        login = await conn.start()  # the replay follows the login reply at once
+        with create_pipe_input() as pipe:
+            repl = Repl(conn, input=pipe, output=DummyOutput())  # listens only now
+            task = asyncio.create_task(repl.run())
+            await until(lambda: sum("while you were away" in s for s in repl.shown) == 3)
+            pipe.send_text("/exit\r")
+            await asyncio.wait_for(task, 10)
+        return login, repl
+
+    login, repl = asyncio.run(scenario())
+    assert login["unread"] == 3
+    shown = [s for s in repl.shown if "while you were away" in s]
+    assert [s[-1] for s in shown] == ["0", "1", "2"]
