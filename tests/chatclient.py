@@ -6,6 +6,7 @@ with a temporary database; `Client` talks to it over a real TCP socket.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -20,6 +21,18 @@ from pathlib import Path
 
 _names = itertools.count(1)
 ROOT = Path(__file__).resolve().parent.parent
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    """Let the event loop run until `predicate()` holds. For asyncio clients,
+    whose state changes on this loop: checking between its steps misses
+    nothing, and the timeout bounds the wait."""
+
+    async def wait():
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait(), timeout)
 
 
 def fresh_name(prefix: str = "u") -> str:

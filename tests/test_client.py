@@ -16,18 +16,7 @@ from client.completion import ChatCompleter, Names
 from client.connection import Account, Connection
 from client.repl import Repl
 from reactor.protocol import COMMANDS
-from tests.chatclient import ServerProcess, account, fresh_name
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    """Let the event loop run until `predicate()` holds (the client's state
-    changes on this loop, so checking between its steps misses nothing)."""
-
-    async def wait():
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)
+from tests.chatclient import ServerProcess, account, fresh_name, until
 
 
 def completions(names: Names, text: str) -> list[str]:

@@ -14,23 +14,12 @@ from prompt_toolkit.output import DummyOutput
 
 from client.connection import Account, Connection
 from client.tui import SYSTEM, Tui
-from tests.chatclient import ServerProcess, account, fresh_name
+from tests.chatclient import ServerProcess, account, fresh_name, until
 
 ALT_1, ALT_2, ALT_A = "\x1b1", "\x1b2", "\x1ba"
 ALT_LEFT, ALT_RIGHT = "\x1b[1;3D", "\x1b[1;3C"  # what xterm sends
 PAGE_UP, PAGE_DOWN = "\x1b[5~", "\x1b[6~"
 CTRL_C, CTRL_D = "\x03", "\x04"
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    """Let the event loop run until `predicate()` holds (the Tui changes
-    state on this loop, so checking between its steps misses nothing)."""
-
-    async def wait():
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 def messages(tui: Tui, tab: str) -> list[str]:
