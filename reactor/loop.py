@@ -295,7 +295,7 @@ class Reactor:
             if self._trace_io is not None and sent:
                 self._trace_io.io("io_write", conn.id, sent)
             acked = conn.sent_bytes(sent)
-            if acked and conn.mode == "text" and not conn.bye_sent:
+            if acked and conn.mode == "text":  # after a bye too: the bytes got out
                 self._queue_text_ack(conn, acked)
             if sent < offered and not conn.bye_sent and conn.over_limit(self.config.max_outbuf):
                 # The kernel's buffer is full and more than the limit of what

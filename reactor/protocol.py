@@ -35,9 +35,10 @@ class Framer:
     """Cuts a byte stream into lines (PROTOCOL §1).
 
     `feed(data)` returns the complete frames found so far: each a decoded line
-    without its terminator (`\\r\\n` or `\\n`), or a `FrameError`. Empty and
-    blank lines are skipped. A line longer than `max_line` bytes (terminator
-    included) yields one `line_too_long` and is discarded up to its `\\n`.
+    without its terminator (`\\r\\n` or `\\n`), or a `FrameError`. Empty lines
+    are skipped (a line of spaces is not empty: it is an unknown command).
+    A line longer than `max_line` bytes (terminator included) yields one
+    `line_too_long` and is discarded up to its `\\n`.
     """
 
     def __init__(self, max_line: int = limits.MAX_LINE) -> None:
@@ -88,7 +89,7 @@ def _decode(buf: bytearray, start: int, nl: int) -> list[Frame]:
         line = buf[start:end].decode("utf-8")
     except UnicodeDecodeError:
         return [FrameError("bad_encoding", "line is not valid UTF-8, discarded")]
-    return [line] if line.strip(" \t") else []
+    return [line] if line else []
 
 
 # --- commands -----------------------------------------------------------------

@@ -49,6 +49,9 @@ def test_unknown_command_reports_the_command_word_or_null(server):
     assert c.error("/nosuch arg", "unknown_command")["cmd"] == "nosuch"
     assert c.error("just text", "unknown_command")["cmd"] is None
     assert c.error("/", "unknown_command")["cmd"] is None
+    assert c.error("   ", "unknown_command")["cmd"] is None  # not empty: not ignored
+    c.send("")  # an empty line is ignored: the next reply is the ping's
+    assert c.ok("/ping after-empty")["token"] == "after-empty"
 
 
 def test_commands_are_case_insensitive(server):

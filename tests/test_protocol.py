@@ -72,7 +72,7 @@ def reference_frames(data, max_line):
         except UnicodeDecodeError:
             frames.append("bad_encoding")
             continue
-        if text.strip(" \t"):
+        if text:
             frames.append(text)
     if len(rest) >= max_line:
         frames.append("line_too_long")
@@ -106,7 +106,7 @@ def test_framer_any_split_gives_same_frames(data, tail, draw):
 def test_framer_every_two_way_split_gives_same_frames():
     data = "/say héllo\r\n\n  \r\n/ping\n".encode() + b"x" * 40 + b"\n\xff\n/users\r\n"
     whole = Framer(SMALL).feed(data)
-    assert codes(whole) == ["/say héllo", "/ping", "line_too_long", "bad_encoding", "/users"]
+    assert codes(whole) == ["/say héllo", "  ", "/ping", "line_too_long", "bad_encoding", "/users"]
     for cut in range(len(data) + 1):
         assert feed_all(Framer(SMALL), [data[:cut], data[cut:]]) == whole, cut
 
@@ -114,7 +114,7 @@ def test_framer_every_two_way_split_gives_same_frames():
 def test_framer_byte_by_byte_gives_same_frames():
     data = b"/ping a\r\n\n/users\n \t\n/whoami\r\n"
     whole = Framer().feed(data)
-    assert whole == ["/ping a", "/users", "/whoami"]
+    assert whole == ["/ping a", "/users", " \t", "/whoami"]
     assert feed_all(Framer(), [bytes([b]) for b in data]) == whole
 
 
@@ -133,8 +133,11 @@ def test_framer_cr_split_from_its_lf_is_still_dropped():
     assert framer.feed(b"\n") == ["/ping"]
 
 
-def test_framer_empty_and_blank_lines_skipped():
-    assert Framer().feed(b"\n\r\n   \n\t\r\n \t \n/ping\n") == ["/ping"]
+def test_framer_empty_lines_skipped_blank_ones_kept():
+    # PROTOCOL §1: empty lines are ignored; a line of spaces is not empty,
+    # so it reaches the parser (and is answered unknown_command, cmd null).
+    assert Framer().feed(b"\n\r\n   \n\t\r\n/ping\n") == ["   ", "\t", "/ping"]
+    assert parse("   ") == BadLine(None, "unknown_command", "commands start with /; try /help")
 
 
 def test_framer_keeps_leading_and_trailing_spaces_of_a_line():
@@ -260,7 +263,7 @@ def test_framer_feed_never_raises_and_stays_bounded(chunks):
             else:
                 assert isinstance(frame, str)
                 assert "\n" not in frame
-                assert frame.strip(" \t")
+                assert frame
                 assert len(frame.encode()) + 1 <= SMALL
         assert framer.buffered < SMALL
 
