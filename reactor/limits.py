@@ -76,6 +76,11 @@ WATCHDOG_SECONDS = 2.0
 
 # --- storage -----------------------------------------------------------------
 
+#: How long a write waits for another process's lock on the database file
+#: (SQLITE_BUSY) before failing with `internal`. It waits holding the
+#: ``storage`` lock, so every writer waits with it: keep it short.
+SQLITE_BUSY_SECONDS = 1.0
+
 #: scrypt cost (RFC 7914): n=2**14, r=8, p=1 takes ~33 ms and 16 MiB here,
 #: the interactive-login setting that RFC recommends.
 SCRYPT_N = 1 << 14

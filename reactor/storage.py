@@ -23,6 +23,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from reactor import limits
 from reactor.protocol import Message
 
 SCHEMA_VERSION = 1
@@ -99,7 +100,10 @@ class Storage:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False,
+            timeout=limits.SQLITE_BUSY_SECONDS,
+        )  # fmt: skip
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
