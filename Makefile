@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean cert
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,12 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# A self-signed certificate for class use: serve with
+#   make run ARGS="--tls-cert certs/cert.pem --tls-key certs/key.pem"
+# and connect with: chat-client --cafile certs/cert.pem
+cert:
+	mkdir -p certs
+	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \
+	  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+	  -keyout certs/key.pem -out certs/cert.pem

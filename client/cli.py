@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import ssl
 import sys
 from pathlib import Path
 
@@ -36,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log level of the log file (in the state folder)")  # fmt: skip
     p.add_argument("--tui", action="store_true", help="full-screen mode, one tab per conversation")
+    p.add_argument(
+        "--tls", action="store_true", help="the server speaks TLS (certificate verified)"
+    )
+    p.add_argument("--cafile", help="trust this certificate (PEM), e.g. a class's self-signed one")
+    p.add_argument(
+        "--insecure", action="store_true", help="TLS without checking the certificate (unsafe)"
+    )
     return p
 
 
@@ -52,11 +60,25 @@ def main(argv: list[str] | None = None) -> int:
     password = None
     if not args.no_password:
         password = os.environ.get("CHAT_PASSWORD") or prompt("Password: ", is_password=True)
-    conn = Connection(args.ip, args.port, Account(name, password, args.register))
+    conn = Connection(args.ip, args.port, Account(name, password, args.register), tls_context(args))
     try:
         return asyncio.run(_run(conn, args, folder))
     except KeyboardInterrupt:
         return 130
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """Verify the server's certificate (system CAs, or --cafile) unless
+    --insecure, which is loud about it."""
+    if not (args.tls or args.cafile or args.insecure):
+        return None
+    context = ssl.create_default_context(cafile=args.cafile)
+    if args.insecure:
+        print("chat-client: WARNING: --insecure: the server's certificate is NOT checked; "
+              "anyone on the path can read and change your chat", file=sys.stderr)  # fmt: skip
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 async def _run(conn: Connection, args: argparse.Namespace, folder: Path) -> int:
@@ -76,9 +98,8 @@ async def _run(conn: Connection, args: argparse.Namespace, folder: Path) -> int:
         question = f"No such account, or a wrong password. Create {conn.account.name}?"
         if not await create_confirm_session(question).prompt_async():
             return 1
-        conn = Connection(
-            args.ip, args.port, Account(conn.account.name, conn.account.password, True)
-        )
+        account = Account(conn.account.name, conn.account.password, True)
+        conn = Connection(args.ip, args.port, account, conn.tls)
         try:
             await conn.start()
         except ChatError as again:

@@ -57,8 +57,9 @@ class Account:
 class Connection:
     """One logged-in session that survives reconnects."""
 
-    def __init__(self, host: str, port: int, account: Account) -> None:
+    def __init__(self, host: str, port: int, account: Account, tls=None) -> None:
         self.host, self.port, self.account = host, port, account
+        self.tls = tls  # an ssl.SSLContext for a TLS server, else None
         self.user: str | None = None
         self.state = "disconnected"  # connecting | connected | reconnecting | closed
         self.groups: list[str] = []
@@ -96,7 +97,7 @@ class Connection:
 
     async def _connect(self, first: bool = False) -> dict[str, Any]:
         self._set_state("connecting" if first else "reconnecting")
-        reader, writer = await asyncio.open_connection(self.host, self.port)
+        reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
         # Each connection has its own reader task and its own FIFO of
         # commands waiting for replies: a dying one cannot touch the next.
         self._reader, self._writer, self._pending = reader, writer, deque()

@@ -10,6 +10,7 @@ import argparse
 import logging
 import signal
 import sqlite3
+import ssl
 
 from reactor import limits, logs
 from reactor.config import Config
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="report lock waits longer than S seconds with the wait-for graph (0: off)",
     )
+    a("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM); needs --tls-key")
+    a("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     a(
         "--auth",
         choices=["password", "none"],
@@ -164,11 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.loglevel)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        build_parser().error("--tls-cert and --tls-key go together")
     config = Config(**{k: v for k, v in vars(args).items()})
     try:
         server = Server(config)
         server.start()
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, ssl.SSLError) as exc:
         log.error("cannot start: %s", exc)
         return 1
 

@@ -32,3 +32,5 @@ class Config:
     lockdep: bool = False  # also on whenever tracing is
     watchdog: float = limits.WATCHDOG_SECONDS  # 0 turns it off
     auth: str = "password"
+    tls_cert: str | None = None  # with tls_key: serve TLS only (no plain port)
+    tls_key: str | None = None

@@ -11,12 +11,16 @@ run this connection's batch.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable
 
 from reactor.config import Config
 from reactor.protocol import TEXT, BadLine, FrameError, Framer, Message, command_word, parse
 from reactor.state import ConnState
+
+# A non-blocking socket (plain or TLS) that cannot go on right now.
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class Connection:
@@ -42,6 +46,8 @@ class Connection:
         self.closing = False  # close once output is flushed and work is done
         self.peer_eof = False  # the peer sent FIN: it will send nothing more
         self.draining = False  # we sent FIN; discarding input until the peer's
+        self.handshaking = False  # TLS: no application data until this is done
+        self.want = 1  # during a handshake: the selector event it waits for
         self.bye_sent = False  # a bye is queued: nothing more is written
         self.outbuf = bytearray()
         self.appended = 0  # bytes ever appended to outbuf
@@ -83,7 +89,9 @@ class Connection:
 
     def send_some(self, cap: int) -> tuple[int, int]:
         """Write up to `cap` bytes of outbuf without blocking; return
-        (bytes sent, bytes offered). Raises OSError if the socket failed."""
+        (bytes sent, bytes offered). Raises OSError if the socket failed.
+        On TLS a refused write is retried later with the same bytes first,
+        as OpenSSL requires."""
         buf = self.outbuf
         offered = min(len(buf), cap)
         try:
@@ -91,8 +99,34 @@ class Connection:
                 return self.sock.send(buf), offered
             with memoryview(buf) as view, view[:offered] as part:
                 return self.sock.send(part), offered
-        except (BlockingIOError, InterruptedError):
+        except _WOULD_BLOCK:
             return 0, offered
+
+    def recv_some(self, size: int) -> bytes | None:
+        """Read what is there without blocking (None: nothing yet; b"": EOF).
+        Raises OSError if the socket failed. On TLS, bytes already decrypted
+        inside the SSL object do not wake the selector, so they are taken
+        now too (`pending()`)."""
+        try:
+            data = self.sock.recv(size)
+            pending = getattr(self.sock, "pending", None)
+            while data and pending is not None and (more := pending()) > 0:
+                data += self.sock.recv(more)
+            return data
+        except _WOULD_BLOCK:
+            return None
+
+    def handshake(self) -> int:
+        """Advance a TLS handshake: 0 when done, else the selector event
+        (1 read, 2 write) it waits for. Raises OSError if it failed."""
+        try:
+            self.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            return 1
+        except ssl.SSLWantWriteError:
+            return 2
+        self.handshaking = False
+        return 0
 
     def sent_bytes(self, n: int) -> int:
         """Account `n` bytes written; return the highest text-mode message id

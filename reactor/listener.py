@@ -36,10 +36,12 @@ class Listener:
         address: tuple[str, int],
         on_socket: Callable[[socket.socket, str], None],
         refusal: Callable[[], str | None],
+        say_bye: bool = True,
     ) -> None:
         self._sel = sel
         self._on_socket = on_socket
         self._refusal = refusal
+        self._say_bye = say_bye  # False on TLS: a plain bye would be noise there
         self.sock: socket.socket | None = socket.create_server(address, backlog=1024)
         self.sock.setblocking(False)
         self.address: tuple[str, int] = self.sock.getsockname()[:2]
@@ -68,10 +70,11 @@ class Listener:
                 self._refuse(sock, peer, reason)
 
     def _refuse(self, sock: socket.socket, peer: str, reason: str) -> None:
-        try:
-            sock.send(encode(Bye(reason), TEXT))  # best effort, never blocks
-        except OSError:
-            pass
+        if self._say_bye:
+            try:
+                sock.send(encode(Bye(reason), TEXT))  # best effort, never blocks
+            except OSError:
+                pass
         sock.close()
         log.warning("refused %s: %s", peer, reason)
 

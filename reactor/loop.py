@@ -44,8 +44,9 @@ class Reactor:
     """The loop. Create, `bind()`, then `run()` in the thread that owns it;
     `close()` after the pool has stopped."""
 
-    def __init__(self, config: Config, pool: Pool, tracer=None) -> None:
+    def __init__(self, config: Config, pool: Pool, tracer=None, tls=None) -> None:
         self.config = config
+        self.tls = tls  # an ssl.SSLContext, or None for plain TCP
         self.pool = pool
         self.tracer = tracer
         self._trace_io = tracer if tracer is not None and config.trace_io else None
@@ -70,7 +71,9 @@ class Reactor:
     def bind(self) -> tuple[str, int]:
         """Open the listening socket; return the address really bound."""
         address = (self.config.ip, self.config.port)
-        self._listener = Listener(self._sel, address, self._accepted, self._refusal)
+        self._listener = Listener(
+            self._sel, address, self._accepted, self._refusal, say_bye=self.tls is None
+        )
         return self._listener.address
 
     def post(self, actions: Sequence[act.Action]) -> None:
@@ -128,7 +131,7 @@ class Reactor:
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
         for conn in dirty:
-            if conn.sock is not None:
+            if conn.sock is not None and not conn.handshaking:
                 self._write(conn)
 
     # --- accept ----------------------------------------------------------------------
@@ -144,7 +147,10 @@ class Reactor:
 
     def _accepted(self, sock: socket.socket, peer: str) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         conn = Connection(self._next_id, sock, peer, self.config, time.monotonic())
+        conn.handshaking = self.tls is not None
         conn.handler = functools.partial(self._on_conn_event, conn)
         self._next_id += 1
         self._conns[conn.id] = conn
@@ -161,6 +167,9 @@ class Reactor:
     # --- read ------------------------------------------------------------------------
 
     def _on_conn_event(self, conn: Connection, mask: int) -> None:
+        if conn.handshaking:
+            self._handshake(conn)
+            return
         if mask & READ and conn.sock is not None:
             self._on_readable(conn)
         if mask & WRITE and conn.sock is not None:
@@ -168,12 +177,12 @@ class Reactor:
 
     def _on_readable(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(limits.RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
+            data = conn.recv_some(limits.RECV_SIZE)
         except OSError as exc:
             log.info("connection %d reset: %s", conn.id, exc)
             self._drop(conn)
+            return
+        if data is None:
             return
         if not data:
             self._end_of_input(conn)
@@ -188,6 +197,19 @@ class Reactor:
             self._ready.add(conn)
             if len(conn.pending) >= limits.MAX_PENDING_COMMANDS:
                 self._update_mask(conn)  # stop reading until workers catch up
+
+    def _handshake(self, conn: Connection) -> None:
+        """TLS: advance the handshake; once done, serve as usual."""
+        try:
+            conn.want = conn.handshake()
+        except OSError as exc:  # ssl.SSLError too: not TLS, bad version, reset...
+            log.info("connection %d: TLS handshake failed: %s", conn.id, exc)
+            self._drop(conn)
+            return
+        self._update_mask(conn)
+        if not conn.handshaking:
+            self._dirty.add(conn)  # the welcome line waits
+            self._on_readable(conn)  # the first command may have come with it
 
     def _end_of_input(self, conn: Connection) -> None:
         """The peer sent FIN: finish its commands, flush replies, then close."""
@@ -315,7 +337,7 @@ class Reactor:
     def _update_mask(self, conn: Connection) -> None:
         if conn.sock is None:
             return
-        mask = 0
+        mask = conn.want if conn.handshaking else 0
         # Input backpressure: a connection with many commands queued, or
         # with more output than --max-outbuf waiting, is not read for now.
         if conn.draining or (
@@ -389,7 +411,10 @@ class Reactor:
             conn = self._conns.get(cid)
             if conn is None or conn.sock is None:
                 continue
-            if kind == "login" and conn.user is None and not conn.closing:
+            if kind == "login" and conn.handshaking:
+                log.info("connection %d: TLS handshake not done in time", conn.id)
+                self._drop(conn)
+            elif kind == "login" and conn.user is None and not conn.closing:
                 if conn.running:
                     conn.login_expired = True  # decided when its batch is done
                 else:

@@ -8,6 +8,7 @@ Must not: contain chat logic or socket code.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 
 from reactor.commands import Chat
@@ -60,15 +61,16 @@ class Server:
         )  # fmt: skip
         chat.stats_source = self.statistics
         self.pool = Pool(chat, post, self.config.workers, self.tracer)
-        self._reactor = Reactor(self.config, self.pool, self.tracer)
+        self._reactor = Reactor(self.config, self.pool, self.tracer, tls_context(self.config))
         self.address = self._reactor.bind()
         self.pool.start()
         if self.watchdog is not None:
             self.watchdog.start()
         log.info(
-            "listening on %s:%d (locking %s, %d workers, db %s%s)",
+            "listening on %s:%d (locking %s, %d workers, db %s%s%s)",
             *self.address, self.locks.name, self.config.workers, self.config.db,
             f", trace {self.config.trace}" if self.tracer else "",
+            ", TLS" if self.config.tls_cert else "",
         )  # fmt: skip
         return self.address
 
@@ -107,6 +109,16 @@ class Server:
             "pool": {"workers": pool.workers, "busy": pool.busy, "queued": pool.queued},
             "order_violations": len(self.checker.reports) if self.checker else 0,
         }
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS settings (TLS 1.2 or newer), or None for plain TCP."""
+    if not config.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
 
 
 def _stat_fields(s) -> dict:
