@@ -1,17 +1,18 @@
 """Soak: churn, slow readers, a flood and chat against one server, then check
 that the server gave back what it took and lost no acknowledged message.
 
-Starts a real server (loopback only, `--rate-limit 0`, a temporary database),
-warms it up and records its RSS, open fds and threads with no client
-connected. Then, for `--seconds`, threads of this process run four loads at
-once (blocking sockets, paced, so the load generator stays cheap):
+Starts a real server (loopback only, `--rate-limit 0`, a temporary database,
+glibc's mmap threshold pinned: see PINNED_MALLOC), warms it up with the same
+load and records its RSS, open fds and threads with no client connected.
+Then, for `--seconds`, threads of this process run four loads at once
+(blocking sockets, paced, so the load generator stays cheap):
 
 - churn: connections that come and go: closed at once (FIN, or RST through
   SO_LINGER 0), cut mid-line, bad input, a command without logging in, or a
   login followed by a command and a close or `/exit`;
-- slow: users with a tiny SO_RCVBUF that stop reading while a feeder sends
-  them big messages; the server drops them as slow consumers, and they log
-  in again and catch up from the replay;
+- slow: users with a tiny SO_RCVBUF (and MSS) that stop reading while a
+  feeder sends them big messages; the server drops them as slow consumers,
+  and they log in again and catch up from the replay;
 - flood: one connection pipelining batches of `/ping`, answers checked in order;
 - chat: ten users sending private and group messages; every `ok`'ed id is
   recorded with its recipients.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import random
@@ -52,11 +54,19 @@ from tests.chatclient import Client, ServerProcess  # noqa: E402
 FD_MARGIN = 5
 THREAD_MARGIN = 0
 #: RSS may stay above the baseline without a leak: SQLite's page cache fills
-#: up to its cache_size (~2 MB per connection) as the database grows, and
-#: Python's allocator (pymalloc arenas, glibc's per-thread malloc arenas that
-#: scrypt's 16 MiB buffers pass through) keeps freed memory for reuse instead
-#: of returning it to the OS. A leak grows with the run; this does not.
+#: up to its cache_size (~2 MB) as the database grows; Python's allocators
+#: keep freed memory for reuse (a pymalloc arena goes back to the OS only when
+#: all of it is free, glibc keeps up to its trim threshold per malloc arena,
+#: one per worker thread); login timers of the last 30 s of connections stay
+#: in the reactor's heap. A leak grows with the run; these stop growing.
 RSS_MARGIN_KB = 20 * 1024
+#: glibc raises its mmap threshold to the size of the largest block freed
+#: (up to 32 MiB). After the first scrypt (16 MiB, reactor/passwords.py) each
+#: worker's malloc arena keeps 16-32 MiB it no longer uses, and the RSS moves
+#: by 16 MiB steps with which worker hashed last: +35 MB in 5 s with no leak.
+#: Setting the threshold (to glibc's default, 128 KiB) turns that off, so the
+#: RSS follows the memory in use. Only the server's environment gets it.
+PINNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 #: The server closes a dropped slow consumer after its 5 s close linger
 #: (reactor/limits.py CLOSE_LINGER_SECONDS); we wait a little longer than that.
 SETTLE_SECONDS = 15.0
@@ -69,10 +79,18 @@ CHAT_USERS = 10
 SLOW_USERS = 3
 CHURN_USERS = 8
 GROUP = "soak"
-SLOW_RCVBUF = 2048  # the kernel doubles it; the smallest it allows is ~4.5 KB
+#: A slow reader's socket: a tiny receive buffer, and a small MSS, because
+#: over loopback (MTU 64 KiB) the server's send buffer autotunes to ~2 MB
+#: otherwise, and the feeder would have to fill that before any drop.
+SLOW_RCVBUF = 2048  # the kernel doubles it
+SLOW_MSS = 1024
+#: Seconds a dropped slow reader waits before it logs in again: each stall
+#: stores ~max_outbuf of big messages, so this bounds the database's growth.
+SLOW_PAUSE = (1.0, 3.0)
 BIG_TEXT = "s" * 3800  # a /send line stays under the 4096-byte line limit
 FEED_WINDOW = 16  # big messages pipelined by the feeder before reading replies
 FLOOD_BATCH = 1000  # pings per pipelined batch: below MAX_PENDING_COMMANDS
+FLOOD_PAUSE = 0.05  # between batches: a flood, not the whole of the server's work
 DROPPED = re.compile(r"(\S+) is not reading .* dropped as slow consumer")
 
 
@@ -155,7 +173,7 @@ class DropWatch:
         return event
 
     def _run(self) -> None:
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(0.01):
             log = self._server.log
             end = len(log)
             for line in log[self._seen : end]:
@@ -177,12 +195,29 @@ class Load:
     stop: threading.Event
     watch: DropWatch
     chat_rate: float
-    stalled: set[str]  # slow readers not reading now; the feeder sends to them
+    # Slow readers not reading now, each with the event set at its drop; the
+    # feeder sends to those not yet dropped.
+    stalled: dict[str, threading.Event]
 
 
-def login(load: Load, name: str, rcvbuf: int | None = None) -> tuple[Client, list[dict]]:
+class SlowClient(Client):
+    """A json-mode client with small kernel buffers (SLOW_RCVBUF, SLOW_MSS)."""
+
+    def __init__(self, addr: tuple[str, int]) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, SLOW_MSS)
+        self.sock.settimeout(IO_TIMEOUT)
+        self.sock.connect(addr)
+        self.file = self.sock.makefile("rb")
+        self.inbox = []
+        self.welcome = self.readline()
+        self.ok("/mode json")
+
+
+def login(load: Load, name: str, slow: bool = False) -> tuple[Client, list[dict]]:
     """A json-mode client logged in as `name`, and its replay (recorded)."""
-    c = Client(load.addr, timeout=IO_TIMEOUT, rcvbuf=rcvbuf)
+    c = SlowClient(load.addr) if slow else Client(load.addr, timeout=IO_TIMEOUT)
     reply = c.ok(f"/login {name} {PASSWORD}")
     replay = c.messages(reply["unread"])
     load.ledger.got(name.lower(), replay)
@@ -230,19 +265,19 @@ def chatter(load: Load, name: str, names: list[str], seed: int) -> None:
         c.close()
 
 
-def slow_reader(load: Load, name: str) -> None:
+def slow_reader(load: Load, name: str, seed: int) -> None:
+    rng = random.Random(seed)
     me = name.lower()
     while not load.stop.is_set():
-        c, replay = login(load, name, rcvbuf=SLOW_RCVBUF)
+        c, replay = login(load, name, slow=True)
         try:
             load.ledger.count("slow_replayed", len(replay))
             if replay:
                 c.ok(f"/ack {replay[-1]['id']}")
-            dropped = load.watch.arm(name)
-            load.stalled.add(name)
+            dropped = load.stalled[name] = load.watch.arm(name)
             while not dropped.wait(0.05) and not load.stop.is_set():
                 pass
-            load.stalled.discard(name)
+            del load.stalled[name]
             if not dropped.is_set():
                 break  # the run ended first
             # Read what is left: messages written before the cut, then `bye`.
@@ -253,13 +288,14 @@ def slow_reader(load: Load, name: str) -> None:
             load.ledger.count("slow_drops")
         finally:
             c.close()
+        load.stop.wait(rng.uniform(*SLOW_PAUSE))
 
 
 def feeder(load: Load) -> None:
     c, _ = login(load, "feeder")
     try:
         while not load.stop.is_set():
-            targets = sorted(load.stalled)
+            targets = sorted(n for n, dropped in list(load.stalled.items()) if not dropped.is_set())
             if not targets:
                 load.stop.wait(0.01)
                 continue
@@ -274,7 +310,9 @@ def feeder(load: Load) -> None:
 
 
 def flood(load: Load) -> None:
-    c = Client(load.addr, timeout=IO_TIMEOUT)
+    # Logged in: a connection that has not logged in is closed after
+    # --login-timeout (30 s), however busy it is.
+    c, _ = login(load, "flood")
     n = 0
     try:
         while not load.stop.is_set():
@@ -286,7 +324,7 @@ def flood(load: Load) -> None:
                     raise AssertionError(f"ping {i} answered {reply}")
             n += FLOOD_BATCH
             load.ledger.count("pings", FLOOD_BATCH)
-            load.stop.wait(0.02)
+            load.stop.wait(FLOOD_PAUSE)
     finally:
         c.close()
 
@@ -359,7 +397,7 @@ def churn_login(load: Load, rng: random.Random, chat_names: list[str], c: Client
 def run_load(load: Load, seconds: float, chat_names: list[str], seed: int) -> None:
     """Run every load for `seconds`, then stop it and close every client."""
     jobs = [(f"chat {n}", chatter, n, chat_names, seed + i) for i, n in enumerate(chat_names)]
-    jobs += [(f"slow{i}", slow_reader, f"slow{i}") for i in range(SLOW_USERS)]
+    jobs += [(f"slow{i}", slow_reader, f"slow{i}", seed + 50 + i) for i in range(SLOW_USERS)]
     jobs += [("feeder", feeder), ("flood", flood)]
     jobs += [(f"churn {i}", churner, seed + 100 + i, chat_names) for i in range(3)]
     threads = [
@@ -390,7 +428,8 @@ def settle(pid: int, fds: int, timeout: float = SETTLE_SECONDS) -> Usage:
 def replay_all(load: Load, names) -> None:
     """Log every recipient in once more and record its replay."""
     for name in sorted(names):
-        c, _ = login(load, name)
+        c, replay = login(load, name)
+        load.ledger.count("final_replayed", len(replay))
         try:
             c.ok("/exit")
             c.until_closed()
@@ -417,6 +456,8 @@ def soak(
     chat_rate: float = 20.0,
     max_outbuf: int = 256 * 1024,
     seed: int = 1,
+    locking: str = "global",
+    pin_malloc: bool = True,
     db_dir: str | None = None,
 ) -> dict:
     """Run the soak against a fresh server; return its figures and checks.
@@ -427,54 +468,76 @@ def soak(
             caches, allocator arenas and every code path exist by then.
         chat_rate: messages per second sent by each chat user (on average).
         max_outbuf: the server's --max-outbuf; smaller than the default 1 MiB
-            so a slow reader is dropped after ~70 big messages, not ~280.
+            so a slow reader is dropped after ~80 big messages, not ~290.
         seed: seeds the random choices of the load.
+        locking: the server's --locking strategy.
+        pin_malloc: run the server with PINNED_MALLOC in its environment.
         db_dir: where the temporary database goes (a new temp dir if None).
 
     The result's "ok" is True when every check in "checks" passed.
     """
+    args = ["--rate-limit", "0", "--max-outbuf", str(max_outbuf), "--locking", locking]
     with tempfile.TemporaryDirectory(dir=db_dir) as tmp:
-        srv = ServerProcess(
-            Path(tmp) / "soak.db", "--rate-limit", "0", "--max-outbuf", str(max_outbuf)
-        ).start()
+        srv = ServerProcess(Path(tmp) / "soak.db", *args)
+        with environment(PINNED_MALLOC if pin_malloc else {}):
+            srv.start()  # the child copies our environment here
+        watch = DropWatch(srv)
         try:
-            return _soak(srv, seconds, warmup, chat_rate, seed)
+            return _soak(srv, watch, seconds, warmup, chat_rate, seed)
         finally:
+            watch.close()
             if srv.proc.poll() is None:
                 srv.kill()
 
 
-def _soak(srv: ServerProcess, seconds: float, warmup: float, rate: float, seed: int) -> dict:
+@contextlib.contextmanager
+def environment(extra: dict[str, str]):
+    """Set `extra` in os.environ for the duration, then restore it."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _soak(
+    srv: ServerProcess, watch: DropWatch, seconds: float, warmup: float, rate: float, seed: int
+) -> dict:
     pid = srv.proc.pid
     idle = usage(pid)
     ledger = Ledger()
-    watch = DropWatch(srv)
     chat_names = [f"chat{i}" for i in range(CHAT_USERS)]
-    register(srv.addr, chat_names + [f"slow{i}" for i in range(SLOW_USERS)] + ["feeder"])
+    slow_names = [f"slow{i}" for i in range(SLOW_USERS)]
+    register(srv.addr, chat_names + slow_names + ["feeder", "flood"])
     register(srv.addr, [f"churn{i}" for i in range(CHURN_USERS)])
     founder = Client(srv.addr, timeout=IO_TIMEOUT)
     founder.ok(f"/login {chat_names[0]} {PASSWORD}")
     founder.ok(f"/group {GROUP} {' '.join(chat_names[1:])}")
     founder.close()
 
-    def phase(length: float, offset: int) -> float:
-        load = Load(srv.addr, ledger, threading.Event(), watch, rate, set())
-        start = time.monotonic()
-        run_load(load, length, chat_names, seed + offset)
-        return time.monotonic() - start
+    def load() -> Load:
+        return Load(srv.addr, ledger, threading.Event(), watch, rate, {})
 
-    phase(warmup, 1000)
+    run_load(load(), warmup, chat_names, seed + 1000)
     before = settle(pid, idle.fds)
-    elapsed = phase(seconds, 0)
-    replay_all(Load(srv.addr, ledger, threading.Event(), watch, rate, set()), ledger.expected)
+    warm, first_conn = ledger.counts.copy(), _last_connection(srv.log_text())
+    start = time.monotonic()
+    run_load(load(), seconds, chat_names, seed)
+    elapsed = time.monotonic() - start
+    replay_all(load(), ledger.expected)
     after = settle(pid, before.fds)
-    watch.close()
     code = srv.stop()
     log = srv.log_text()
 
     missing = {n: sorted(ledger.expected[n] - ledger.received[n]) for n in ledger.expected}
     missing = {n: ids for n, ids in missing.items() if ids}
-    counts = ledger.counts
+    counts = ledger.counts - warm  # the measured phase and the final logins
+    counts["server_connections"] = _last_connection(log) - first_conn
     checks = {
         "fds": (after.fds <= before.fds + FD_MARGIN, f"{before.fds} -> {after.fds}"),
         "threads": (
@@ -483,18 +546,18 @@ def _soak(srv: ServerProcess, seconds: float, warmup: float, rate: float, seed: 
         ),
         "rss": (
             after.rss_kb <= before.rss_kb + RSS_MARGIN_KB,
-            f"{before.rss_kb} kB -> {after.rss_kb} kB",
+            f"{before.rss_kb} kB -> {after.rss_kb} kB (margin {RSS_MARGIN_KB} kB)",
         ),
         "acknowledged messages stored": (
             not missing,
-            f"{counts['messages_sent']} ok'ed, missing {_head(missing)}",
+            f"{ledger.counts['messages_sent']} ok'ed (warm-up included), missing {_head(missing)}",
         ),
         "no Traceback in the log": ("Traceback" not in log, _traceback(log)),
-        "load ran without errors": (not ledger.errors, "; ".join(ledger.errors[:5])),
+        "load ran without errors": (not ledger.errors, "; ".join(ledger.errors[:5]) or "none"),
         "every load took place": (
             all(counts[k] for k in ("churned", "slow_drops", "pings", "messages_sent")),
             f"churned {counts['churned']}, slow drops {counts['slow_drops']}, "
-            f"pings {counts['pings']}",
+            f"pings {counts['pings']}, messages {counts['messages_sent']}",
         ),
         "clean shutdown": (code == 0, f"exit code {code}"),
     }
@@ -509,6 +572,12 @@ def _soak(srv: ServerProcess, seconds: float, warmup: float, rate: float, seed: 
         "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()},
         "ok": all(ok for ok, _ in checks.values()),
     }
+
+
+def _last_connection(log: str) -> int:
+    """The id of the last connection the server logged (ids count up from 1)."""
+    ids = re.findall(r"connection (\d+) from", log[-20000:])
+    return int(ids[-1]) if ids else 0
 
 
 def _head(missing: dict[str, list[int]]) -> str:
@@ -527,21 +596,29 @@ def main() -> None:
     p.add_argument("--chat-rate", type=float, default=20.0, help="messages/s per chat user")
     p.add_argument("--max-outbuf", type=int, default=256 * 1024, help="server --max-outbuf")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--locking", choices=["global", "fine"], default="global")
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's dynamic mmap threshold on (RSS then moves in 16 MiB steps)",
+    )
     args = p.parse_args()
     r = soak(
-        args.seconds, warmup=args.warmup, chat_rate=args.chat_rate,
-        max_outbuf=args.max_outbuf, seed=args.seed,
+        args.seconds, warmup=args.warmup, chat_rate=args.chat_rate, max_outbuf=args.max_outbuf,
+        seed=args.seed, locking=args.locking, pin_malloc=not args.default_malloc,
     )  # fmt: skip
-    b, a, c = r["before"], r["after"], r["counts"]
-    print(f"soak: {r['seconds']} s of load after {args.warmup} s of warm-up")
-    print(f"  {'':8} {'RSS kB':>10} {'fds':>6} {'threads':>8}")
-    for label, u in (("idle", r["idle"]), ("before", b), ("after", a)):
+    c = r["counts"]
+    print(f"soak: {r['seconds']} s of load after {args.warmup} s of warm-up ({args.locking})")
+    print(f"  {'server':8} {'RSS kB':>10} {'fds':>6} {'threads':>8}")
+    for label in ("idle", "before", "after"):
+        u = r[label]
         print(f"  {label:8} {u['rss_kb']:>10} {u['fds']:>6} {u['threads']:>8}")
     print(
-        f"  connections churned {c.get('churned', 0)}, messages ok'ed {c.get('messages_sent', 0)},"
-        f" slow-consumer drops {c.get('slow_drops', 0)}, pings {c.get('pings', 0)}"
+        f"  connections: {c.get('churned', 0)} churned, {c.get('server_connections', 0)} accepted"
+        f" in all; messages ok'ed {c.get('messages_sent', 0)}; slow-consumer drops"
+        f" {c.get('slow_drops', 0)}; pings {c.get('pings', 0)}"
     )
-    print("  load counters: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
+    print("  counters: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
     for name, check in r["checks"].items():
         print(f"  {'PASS' if check['ok'] else 'FAIL'}  {name}: {check['detail']}")
     sys.exit(0 if r["ok"] else 1)
