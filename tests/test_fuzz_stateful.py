@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,6 +37,9 @@ from tests.chatclient import Client, ServerProcess, account, fresh_name
 
 SETTINGS = settings(max_examples=25, stateful_step_count=30, deadline=None)
 
+#: Seconds to wait for a reply or an expected message: on loopback they take
+#: milliseconds, and a missing one costs this much per try while shrinking.
+WAIT = 5.0
 MAX_USERS = 4
 GROUP_NAMES = 3  # names each example's groups are drawn from
 
@@ -52,7 +56,8 @@ TEXT = st.text(
     min_size=1,
     max_size=40,
 ).filter(lambda s: not s.startswith(" "))
-LIMIT = st.none() | st.integers(1, 40)
+TEXTS = st.lists(TEXT, min_size=1, max_size=6)
+LIMIT = st.none() | st.integers(1, 12)
 
 
 def written(name: str, case: str) -> str:
@@ -91,6 +96,7 @@ class ChatModel(RuleBasedStateMachine):
     def log_in_users_and_make_a_group(self, n, creator, invited, which):
         for _ in range(n):
             client = account(self.server, fresh_name("u") + "Ab")
+            client.sock.settimeout(WAIT)
             self.clients.append(client)
             self.names.append(client.name)
         self.make_or_add(self.user(creator), which, invited, "as_written")
@@ -114,11 +120,20 @@ class ChatModel(RuleBasedStateMachine):
         members = sorted(self.find_group(which).members)
         return which, data.draw(st.sampled_from(members), label="member")
 
-    def new_id(self, reply: dict) -> int:
+    def pipeline(self, me: int, lines: list[str]) -> list[dict]:
+        """Send every line before reading the first reply; the replies."""
+        for line in lines:
+            self.clients[me].send(line)
+        return [self.clients[me].reply() for _ in lines]
+
+    def stored(self, reply: dict, me: int, text: str, to=None, group=None) -> dict:
+        """The message an `ok` of `/send` or `/sendgroup` stored; its id must
+        be above every id seen before."""
+        assert reply["type"] == "ok", reply
         msg_id = reply["id"]
         assert isinstance(msg_id, int) and msg_id > self.last_id, (reply, self.last_id)
         self.last_id = msg_id
-        return msg_id
+        return {"id": msg_id, "from": self.names[me], "to": to, "group": group, "text": text}
 
     def expect_message(self, who: int, want: dict) -> None:
         got = dict(self.clients[who].event("message"))
@@ -162,20 +177,22 @@ class ChatModel(RuleBasedStateMachine):
             if not grp.members:  # the last member: the group and its name are gone
                 del self.groups[name.lower()]
 
-    def send_to_group(self, me: int, which: int, case: str, text: str) -> None:
+    def send_to_group(self, me: int, which: int, case: str, texts: list[str]) -> None:
         grp = self.find_group(which)
-        line = f"/sendgroup {written(self.group_names[which], case)} {text}"
-        if grp is None:
-            self.clients[me].error(line, "unknown_group")
+        name = written(self.group_names[which], case)
+        replies = self.pipeline(me, [f"/sendgroup {name} {text}" for text in texts])
+        if grp is None or me not in grp.members:
+            code = "unknown_group" if grp is None else "not_member"
+            assert all(r["type"] == "error" and r["code"] == code for r in replies), replies
             return
-        if me not in grp.members:
-            self.clients[me].error(line, "not_member")
-            return
-        msg_id = self.new_id(self.clients[me].ok(line))
-        want = {"id": msg_id, "from": self.names[me], "to": None, "group": grp.name, "text": text}
-        grp.log.append(want)
+        sent = [
+            self.stored(reply, me, text, group=grp.name)
+            for reply, text in zip(replies, texts, strict=True)
+        ]
+        grp.log.extend(sent)
         for member in sorted(grp.members):
-            self.expect_message(member, want)
+            for want in sent:
+                self.expect_message(member, want)
 
     def read_group_history(self, me: int, which: int, case: str, limit: int | None) -> None:
         name = written(self.group_names[which], case)
@@ -200,27 +217,26 @@ class ChatModel(RuleBasedStateMachine):
     def leave(self, who, which, case):
         self.leave_group(self.user(who), which, case)
 
-    @rule(who=WHO, which=WHICH_GROUP, case=CASE, text=TEXT)
-    def sendgroup(self, who, which, case, text):
-        self.send_to_group(self.user(who), which, case, text)
+    @rule(who=WHO, which=WHICH_GROUP, case=CASE, texts=TEXTS)
+    def sendgroup(self, who, which, case, texts):
+        self.send_to_group(self.user(who), which, case, texts)
 
     @rule(who=WHO, which=WHICH_GROUP, case=CASE, limit=LIMIT)
     def history_of_group(self, who, which, case, limit):
         self.read_group_history(self.user(who), which, case, limit)
 
-    @rule(who=WHO, to=WHO, case=CASE, text=TEXT)
-    def send(self, who, to, case, text):
+    @rule(who=WHO, to=WHO, case=CASE, texts=TEXTS)
+    def send(self, who, to, case, texts):
         me, to = self.user(who), self.user(to)
-        reply = self.clients[me].ok(f"/send {written(self.names[to], case)} {text}")
-        want = {
-            "id": self.new_id(reply),
-            "from": self.names[me],
-            "to": self.names[to],
-            "group": None,
-            "text": text,
-        }
-        self.private.setdefault(frozenset((me, to)), []).append(want)
-        self.expect_message(to, want)
+        name = written(self.names[to], case)
+        replies = self.pipeline(me, [f"/send {name} {text}" for text in texts])
+        sent = [
+            self.stored(reply, me, text, to=self.names[to])
+            for reply, text in zip(replies, texts, strict=True)
+        ]
+        self.private.setdefault(frozenset((me, to)), []).extend(sent)
+        for want in sent:
+            self.expect_message(to, want)
 
     @rule(who=WHO, other=WHO, case=CASE)
     def history_of_private(self, who, other, case):
@@ -249,10 +265,10 @@ class ChatModel(RuleBasedStateMachine):
         self.make_or_add(me, which, invited, case)
 
     @precondition(has_groups)
-    @rule(data=st.data(), case=CASE, text=TEXT)
-    def member_sends(self, data, case, text):
+    @rule(data=st.data(), case=CASE, texts=TEXTS)
+    def member_sends(self, data, case, texts):
         which, me = self.draw_member(data)
-        self.send_to_group(me, which, case, text)
+        self.send_to_group(me, which, case, texts)
 
     @precondition(has_groups)
     @rule(data=st.data(), case=CASE, limit=LIMIT)
@@ -319,6 +335,7 @@ class ChatModel(RuleBasedStateMachine):
             client.inbox.clear()  # other unasked events (notices) are allowed
 
 
+@pytest.mark.timeout(900)  # passing takes seconds; shrinking a failure takes minutes
 def test_fuzz_random_command_sequences_match_the_model(locking, tmp_path):
     srv = ServerProcess(tmp_path / "chat.db", "--locking", locking, "--rate-limit", "0").start()
     try:
