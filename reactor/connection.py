@@ -15,6 +15,8 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 
+from reactor import limits
+from reactor.actions import TextAck
 from reactor.config import Config
 from reactor.protocol import TEXT, BadLine, FrameError, Framer, Message, command_word, parse
 from reactor.state import ConnState
@@ -127,6 +129,30 @@ class Connection:
             return 2
         self.handshaking = False
         return 0
+
+    def interest(self, max_outbuf: int) -> int:
+        """The selector events to watch now (1 read, 2 write). Input
+        backpressure: a connection with many commands queued, or with more
+        output than --max-outbuf waiting, is not read for now."""
+        if self.handshaking:
+            return self.want
+        mask = 0
+        if self.draining or (
+            self.reading
+            and len(self.pending) < limits.MAX_PENDING_COMMANDS
+            and len(self.outbuf) <= max_outbuf
+        ):
+            mask |= 1
+        return mask | 2 if self.outbuf else mask
+
+    def queue_text_ack(self, acked: int) -> None:
+        """Text mode: messages up to `acked` are on the wire; tell a worker
+        (one pending TextAck at most, raised as more is written)."""
+        pending = self.pending
+        if pending and isinstance(pending[-1], TextAck):
+            pending[-1] = TextAck(max(acked, pending[-1].id))
+        else:
+            pending.append(TextAck(acked))
 
     def sent_bytes(self, n: int) -> int:
         """Account `n` bytes written; return the highest text-mode message id

@@ -318,7 +318,8 @@ class Reactor:
                 self._trace_io.io("io_write", conn.id, sent)
             acked = conn.sent_bytes(sent)
             if acked and conn.mode == "text":  # after a bye too: the bytes got out
-                self._queue_text_ack(conn, acked)
+                conn.queue_text_ack(acked)
+                self._ready.add(conn)
             if sent < offered and not conn.bye_sent and conn.over_limit(self.config.max_outbuf):
                 # The kernel's buffer is full and more than the limit of what
                 # others sent is still waiting: the peer is not reading.
@@ -326,28 +327,10 @@ class Reactor:
         self._update_mask(conn)
         self._maybe_close(conn)
 
-    def _queue_text_ack(self, conn: Connection, acked: int) -> None:
-        pending = conn.pending
-        if pending and isinstance(pending[-1], act.TextAck):
-            pending[-1] = act.TextAck(max(acked, pending[-1].id))
-        else:
-            pending.append(act.TextAck(acked))
-        self._ready.add(conn)
-
     def _update_mask(self, conn: Connection) -> None:
         if conn.sock is None:
             return
-        mask = conn.want if conn.handshaking else 0
-        # Input backpressure: a connection with many commands queued, or
-        # with more output than --max-outbuf waiting, is not read for now.
-        if conn.draining or (
-            conn.reading
-            and len(conn.pending) < limits.MAX_PENDING_COMMANDS
-            and len(conn.outbuf) <= self.config.max_outbuf
-        ):
-            mask |= READ
-        if conn.outbuf:
-            mask |= WRITE
+        mask = conn.interest(self.config.max_outbuf)
         if mask == conn.mask:
             return
         if conn.mask == 0:
@@ -368,10 +351,9 @@ class Reactor:
                 self._drop(conn)
                 return
             if not conn.draining:
-                # Lingering close: FIN after our last byte, then read and
-                # discard until the peer closes (or the linger timer fires).
-                # Closing with unread input would send RST, and an RST can
-                # destroy the `bye` still in flight to the peer.
+                # Lingering close: FIN after our last byte, then discard input
+                # till the peer closes (or the linger timer): an RST (close
+                # with unread input) can destroy the `bye` still in flight.
                 conn.draining = True
                 try:
                     conn.sock.shutdown(socket.SHUT_WR)
@@ -471,4 +453,5 @@ class Reactor:
         self._wakeup.close()
 
     def statistics(self) -> dict:
-        return {"connections": self._open, **self.counters}
+        """Open connections and the counters (read from any thread)."""
+        return {"open": self._open, **self.counters}

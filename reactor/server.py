@@ -107,6 +107,7 @@ class Server:
             "locks": [_stat_fields(s) for s in locks],
             "classes": [_stat_fields(s) for s in class_statistics(locks)],
             "pool": {"workers": pool.workers, "busy": pool.busy, "queued": pool.queued},
+            "connections": self._reactor.statistics(),
             "order_violations": len(self.checker.reports) if self.checker else 0,
         }
 
