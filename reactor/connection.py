@@ -18,7 +18,16 @@ from collections.abc import Callable
 from reactor import limits
 from reactor.actions import TextAck
 from reactor.config import Config
-from reactor.protocol import TEXT, BadLine, FrameError, Framer, Message, command_word, parse
+from reactor.protocol import (
+    TEXT,
+    BadLine,
+    FrameError,
+    Framer,
+    Message,
+    command_word,
+    encode,
+    parse,
+)  # fmt: skip
 from reactor.state import ConnState
 
 # A non-blocking socket (plain or TLS) that cannot go on right now.
@@ -84,6 +93,16 @@ class Connection:
         self.append(data, exempt)
         if self.mode == TEXT:
             self.unacked.append((self.appended, msg.id))
+
+    def release_held(self) -> bool:
+        """Append the held-back echoes (a batch ended); True if any were.
+        Encoded now: the batch may have changed the mode."""
+        held, self.held = self.held, []
+        if not held or self.sock is None or self.bye_sent:
+            return False
+        for msg in held:
+            self.append_message(msg, encode(msg, self.mode))
+        return True
 
     def over_limit(self, max_outbuf: int) -> bool:
         """True if what others sent us waits beyond `max_outbuf` bytes."""

@@ -213,9 +213,7 @@ class Reactor:
 
     def _end_of_input(self, conn: Connection) -> None:
         """The peer sent FIN: finish its commands, flush replies, then close."""
-        conn.reading = False
-        conn.peer_eof = True
-        conn.closing = True
+        conn.reading, conn.peer_eof, conn.closing = False, True, True
         self._update_mask(conn)
         self._maybe_close(conn)
 
@@ -230,7 +228,8 @@ class Reactor:
             return
         if isinstance(action, act.Done):
             conn.running = False
-            self._release_held(conn)
+            if conn.release_held():
+                self._dirty.add(conn)
             if conn.login_expired and conn.user is None and not conn.closing:
                 self._login_timeout(conn)
             if conn.pending:
@@ -271,15 +270,6 @@ class Reactor:
                 data = encoded[conn.mode] = encode(msg, conn.mode)
             conn.append_message(msg, data)
             self._dirty.add(conn)  # judged slow or not after the write attempt
-
-    def _release_held(self, conn: Connection) -> None:
-        held, conn.held = conn.held, []
-        if conn.sock is None or conn.bye_sent:
-            return
-        for msg in held:  # encoded now: the batch may have changed the mode
-            conn.append_message(msg, encode(msg, conn.mode))
-        if held:
-            self._dirty.add(conn)
 
     def _slow_consumer(self, conn: Connection) -> None:
         self.counters["slow_consumers"] += 1
