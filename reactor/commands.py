@@ -326,8 +326,7 @@ class Chat:
         mode = cmd.args[0].lower()
         if mode not in (JSON, TEXT):
             raise ChatError("bad_args", "usage: /mode json|text")
-        conn.mode = mode
-        out.add(SetMode(conn.conn_id, mode))
+        out.add(SetMode(conn.conn_id, mode))  # the reactor encodes, so it keeps the mode
         return {"mode": mode}
 
     def do_ping(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:

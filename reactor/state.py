@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reactor.protocol import TEXT
-
 
 class Sessions:
     """Which connection each logged-in user is on. Hold ``sessions``."""
@@ -39,9 +37,6 @@ class Sessions:
     def online(self) -> set[str]:
         return set(self._conn_of)
 
-    def __len__(self) -> int:
-        return len(self._conn_of)
-
 
 @dataclass
 class ConnState:
@@ -53,7 +48,6 @@ class ConnState:
     user: str | None = None  # display name once logged in
     user_id: int | None = None
     login_failures: int = 0
-    mode: str = TEXT  # mirrors the reactor's copy; changed by /mode
     closed: bool = False  # /exit or too_many_failures: run nothing more
     logged_out: bool = False  # the session was unbound (exit or disconnect)
 

@@ -7,6 +7,7 @@ with a temporary database; `Client` talks to it over a real TCP socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -33,6 +34,24 @@ async def until(predicate, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(wait(), timeout)
+
+
+@contextlib.contextmanager
+def in_process(config):
+    """A real server run in this process, so a test can reach inside it (hold
+    one of its locks, break its storage) while talking to it over sockets."""
+    from reactor.server import Server
+
+    server = Server(config)
+    server.start()
+    thread = threading.Thread(target=server.serve, name="reactor")
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(20)
+    assert not thread.is_alive(), "the server did not shut down"
 
 
 def fresh_name(prefix: str = "u") -> str:

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import threading
 
 import pytest
 
 from reactor.config import Config
 from reactor.locks import STORAGE
-from reactor.server import Server
-from tests.chatclient import Client, account, fresh_name
+from tests.chatclient import Client, account, fresh_name, in_process
 
 
 @pytest.fixture
@@ -23,14 +21,8 @@ def inproc(tmp_path, locking):
     talked to over real sockets."""
     config = Config(port=0, db=str(tmp_path / "chat.db"), locking=locking, rate_limit=0,
                     max_line=1 << 20)  # fmt: skip
-    server = Server(config)
-    server.start()
-    thread = threading.Thread(target=server.serve, name="reactor")
-    thread.start()
-    yield server
-    server.stop()
-    thread.join(20)
-    assert not thread.is_alive()
+    with in_process(config) as server:
+        yield server
 
 
 def pair(server):

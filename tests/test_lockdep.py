@@ -12,8 +12,7 @@ from reactor import tasks
 from reactor.config import Config
 from reactor.lockdep import OrderChecker, Watchdog
 from reactor.locks import SESSIONS, STORAGE, Hooks, NamedLock
-from reactor.server import Server
-from tests.chatclient import Client, ServerProcess, account, fresh_name
+from tests.chatclient import Client, ServerProcess, account, fresh_name, in_process
 
 
 def in_task(cmd, fn):
@@ -144,14 +143,8 @@ def inverted_server(tmp_path):
         port=0, db=str(tmp_path / "chat.db"), locking="inverted", watchdog=0.2,
         trace=str(tmp_path / "deadlock.jsonl"), rate_limit=0,
     )  # fmt: skip
-    server = Server(config)
-    server.start()
-    thread = threading.Thread(target=server.serve, name="reactor")
-    thread.start()
-    yield server
-    server.stop()
-    thread.join(20)
-    assert not thread.is_alive(), "the server did not shut down"
+    with in_process(config) as server:
+        yield server
 
 
 def test_watchdog_breaks_a_provoked_deadlock_and_server_recovers(inverted_server):
