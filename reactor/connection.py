@@ -1,11 +1,11 @@
 """One client connection as the reactor sees it.
 
-Owns: the per-connection record of the reactor thread: socket, framer,
-queued commands, output buffer and its accounting (bytes appended and sent,
-text-mode messages not yet written), the rate-limit bucket and the flags of
-its life cycle. Must not: be read or written by any thread but the
-reactor's; workers see only `state` (a `ConnState`), and only while they
-run this connection's batch.
+Owns: the per-connection record of the reactor thread: socket, intake
+(framing and the rate limit, reactor/intake.py), queued commands, output
+buffer and its accounting (bytes appended and sent, text-mode messages not
+yet written), and the flags of its life cycle. Must not: be read or written
+by any thread but the reactor's; workers see only `state` (a `ConnState`),
+and only while they run this connection's batch.
 """
 
 from __future__ import annotations
@@ -18,16 +18,8 @@ from collections.abc import Callable
 from reactor import limits
 from reactor.actions import TextAck
 from reactor.config import Config
-from reactor.protocol import (
-    TEXT,
-    BadLine,
-    FrameError,
-    Framer,
-    Message,
-    command_word,
-    encode,
-    parse,
-)  # fmt: skip
+from reactor.intake import Intake
+from reactor.protocol import TEXT, Message, encode
 from reactor.state import ConnState
 
 # A non-blocking socket (plain or TLS) that cannot go on right now.
@@ -45,7 +37,7 @@ class Connection:
         self.peer = peer
         self.handler: Callable[[int], None] | None = None  # selector key.data
         self.mask = 0  # events registered with the selector; 0 = not registered
-        self.framer = Framer(config.max_line)
+        self.intake = Intake(config, now)  # framing and the rate limit
         self.state = ConnState(conn_id, peer)
         self.mode = TEXT  # encoding of the next event written
         self.user: str | None = None  # set when a login reply passes through
@@ -76,10 +68,6 @@ class Connection:
         # held back while a batch runs, so the sender sees its `ok` first.
         self.held: list[Message] = []
         self.login_expired = False  # login timer fired while a batch ran
-        self._rate = config.rate_limit
-        self._burst = float(config.rate_burst)
-        self._tokens = self._burst
-        self._stamp = now
 
     # --- output accounting ------------------------------------------------
 
@@ -195,32 +183,3 @@ class Connection:
             self.unacked.pop()
         self.exempt = 0
         self.held = []
-
-    # --- input -----------------------------------------------------------------
-
-    def take_lines(self, data: bytes, now: float) -> list:
-        """Frame `data` into work items: parsed commands or `BadLine`s.
-
-        Over the rate limit, a line is answered `rate_limited` (in its turn,
-        like any reply) instead of being run.
-        """
-        items = []
-        for frame in self.framer.feed(data):
-            if not self._take_token(now):
-                word = command_word(frame) if isinstance(frame, str) else None
-                items.append(BadLine(word, "rate_limited", "too many commands; slow down"))
-            elif isinstance(frame, FrameError):
-                items.append(BadLine(None, frame.code, frame.message))
-            else:
-                items.append(parse(frame))
-        return items
-
-    def _take_token(self, now: float) -> bool:
-        if self._rate <= 0:
-            return True
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False

@@ -192,7 +192,7 @@ class Reactor:
         if not conn.reading:
             return  # closing: input after a bye is discarded
         now = time.monotonic()
-        conn.pending.extend(conn.take_lines(data, now))
+        conn.pending.extend(conn.intake.take_lines(data, now))
         if conn.pending:
             self._ready.add(conn)
             if len(conn.pending) >= limits.MAX_PENDING_COMMANDS:
