@@ -84,43 +84,62 @@ class Pool:
                 self._busy[index] = False
 
     def run_batch(self, conn: ConnState, items: list, traced: list | None = None) -> None:
-        """Run one connection's items in order, commit, post, then `Done`."""
-        chat, tracer = self._chat, self._tracer
-        out = Outbox(conn.conn_id, self._post)
-        for i, item in enumerate(items):
-            task = traced[i] if traced else tasks.Task(0, item_name(item), conn.conn_id, False)
-            tasks.enter(task)
+        """Run one batch in the calling thread (see `run_batch`)."""
+        run_batch(self._chat, self._post, self._tracer, conn, items, traced)
+
+
+def run_batch(
+    chat: Chat,
+    post: Callable[[Sequence[Action]], None],
+    tracer,
+    conn: ConnState,
+    items: list,
+    traced: list | None = None,
+    done: bool = True,
+) -> None:
+    """Run one connection's items in order, commit, post, then `Done`
+    (unless `done` is False: a text ack run outside the connection's turn).
+
+    The batch procedure of both I/O models: a pool worker calls it for the
+    reactor, a connection's own thread for the thread-per-client model
+    (reactor/threaded.py). `traced` holds the trace's `Task` of each item
+    when tracing."""
+    out = Outbox(conn.conn_id, post)
+    for i, item in enumerate(items):
+        task = traced[i] if traced else tasks.Task(0, item_name(item), conn.conn_id, False)
+        tasks.enter(task)
+        if tracer is not None:
+            tracer.task_start(task)
+        try:
+            if isinstance(item, Command):
+                if not conn.closed:
+                    chat.run(conn, item, out)
+            elif isinstance(item, BadLine):
+                if not conn.closed:
+                    out.reply(Error(item.cmd, item.code, item.message))
+            elif isinstance(item, TextAck):
+                chat.text_ack(conn, item.id, out)
+            elif isinstance(item, Disconnect):
+                chat.disconnect(conn)
+        finally:
             if tracer is not None:
-                tracer.task_start(task)
-            try:
-                if isinstance(item, Command):
-                    if not conn.closed:
-                        chat.run(conn, item, out)
-                elif isinstance(item, BadLine):
-                    if not conn.closed:
-                        out.reply(Error(item.cmd, item.code, item.message))
-                elif isinstance(item, TextAck):
-                    chat.text_ack(conn, item.id, out)
-                elif isinstance(item, Disconnect):
-                    chat.disconnect(conn)
-            finally:
-                if tracer is not None:
-                    tracer.task_end(task)
-        if out.epochs:
-            # The commit is a task of its own in the trace, queued by this
-            # worker: it may commit other connections' writes too.
-            task = tracer.new_task("commit", conn.conn_id) if tracer else None
-            tasks.enter(task or tasks.Task(0, "commit", conn.conn_id, False))
+                tracer.task_end(task)
+    if out.epochs:
+        # The commit is a task of its own in the trace, queued by this
+        # worker: it may commit other connections' writes too.
+        task = tracer.new_task("commit", conn.conn_id) if tracer else None
+        tasks.enter(task or tasks.Task(0, "commit", conn.conn_id, False))
+        if tracer is not None:
+            tracer.task_start(task)
+        try:
+            out.settle(chat.committer.commit_through(out.epochs))
+        finally:
             if tracer is not None:
-                tracer.task_start(task)
-            try:
-                out.settle(chat.committer.commit_through(out.epochs))
-            finally:
-                if tracer is not None:
-                    tracer.task_end(task)
-        tasks.enter(None)
+                tracer.task_end(task)
+    tasks.enter(None)
+    if done:
         out.add(Done(conn.conn_id))
-        out.post_now()
+    out.post_now()
 
 
 def item_name(item) -> str:
