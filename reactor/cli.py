@@ -153,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="report lock waits longer than S seconds with the wait-for graph (0: off)",
     )
+    a(
+        "--model",
+        choices=["reactor", "threaded"],
+        default="reactor",
+        help="I/O model: one selectors thread and a worker pool, or the course project's "
+        "thread per client (blocking sockets; same commands, locks and storage)",
+    )
     a("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM); needs --tls-key")
     a("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     a(
@@ -169,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(args.loglevel)
     if bool(args.tls_cert) != bool(args.tls_key):
         build_parser().error("--tls-cert and --tls-key go together")
+    if args.tls_cert and args.model == "threaded":
+        # One SSL object may not be read and written by two threads at once,
+        # and this model writes from any thread: TLS is the reactor's.
+        build_parser().error("--model threaded does not serve TLS; use --model reactor")
     config = Config(**{k: v for k, v in vars(args).items()})
     try:
         server = Server(config)

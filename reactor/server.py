@@ -1,7 +1,8 @@
 """Wiring: builds storage, locks and their hooks (trace, lock-order
 checker, watchdog), sessions, pool and reactor from a Config.
 
-Owns: the order things start and stop in, and the `/stats` snapshot.
+Owns: the choice of I/O model (the reactor and its pool, or a thread per
+client), the order things start and stop in, and the `/stats` snapshot.
 Must not: contain chat logic or socket code.
 """
 
@@ -19,6 +20,7 @@ from reactor.locks import STORAGE, Hooks, class_statistics, make_locking
 from reactor.loop import Reactor
 from reactor.state import Sessions
 from reactor.storage import Storage
+from reactor.threaded import ThreadedServer
 from reactor.tracing import Tracer
 from reactor.workers import Pool
 
@@ -41,7 +43,7 @@ class Server:
         if config.lockdep or self.tracer is not None:
             self.checker = OrderChecker(self.tracer)
         self.watchdog = Watchdog(config.watchdog, self.tracer) if config.watchdog > 0 else None
-        hooks = Hooks(self.tracer, self.checker, self.watchdog)
+        self.hooks = hooks = Hooks(self.tracer, self.checker, self.watchdog)
         # The inverted demo gives up after four times the watchdog's
         # threshold: long enough for the watchdog to see the cycle first.
         give_up = 4 * config.watchdog if config.watchdog > 0 else None
@@ -60,19 +62,29 @@ class Server:
             auth=self.config.auth, max_login_failures=self.config.max_login_failures,
         )  # fmt: skip
         chat.stats_source = self.statistics
-        self.pool = Pool(chat, post, self.config.workers, self.tracer)
-        self._reactor = Reactor(self.config, self.pool, self.tracer, tls_context(self.config))
+        if self.config.model == "threaded":
+            self.pool = None
+            self._reactor = ThreadedServer(self.config, chat, self.hooks, self.tracer)
+        else:
+            self.pool = Pool(chat, post, self.config.workers, self.tracer)
+            self._reactor = Reactor(self.config, self.pool, self.tracer, tls_context(self.config))
         self.address = self._reactor.bind()
-        self.pool.start()
+        if self.pool is not None:
+            self.pool.start()
         if self.watchdog is not None:
             self.watchdog.start()
         log.info(
-            "listening on %s:%d (locking %s, %d workers, db %s%s%s)",
-            *self.address, self.locks.name, self.config.workers, self.config.db,
+            "listening on %s:%d (%s, locking %s, db %s%s%s)",
+            *self.address, self._front_name(), self.locks.name, self.config.db,
             f", trace {self.config.trace}" if self.tracer else "",
             ", TLS" if self.config.tls_cert else "",
         )  # fmt: skip
         return self.address
+
+    def _front_name(self) -> str:
+        if self.pool is None:
+            return "thread per client"
+        return f"reactor + {self.config.workers} workers"
 
     def _post(self, actions) -> None:
         self._reactor.post(actions)
@@ -82,7 +94,8 @@ class Server:
         try:
             self._reactor.run()
         finally:
-            self.pool.stop()
+            if self.pool is not None:
+                self.pool.stop()
             self._reactor.close()
             if self.watchdog is not None:
                 self.watchdog.stop()
@@ -100,13 +113,22 @@ class Server:
 
     def statistics(self) -> dict:
         """The `/stats` fields: lockstat per lock and per class (µs), the pool."""
-        locks = sorted((lock.statistics() for lock in self.locks.locks()), key=lambda s: s.name)
-        pool = self.pool.statistics()
+        named = self.locks.locks()
+        if self.pool is None:  # and each open connection's output lock
+            named = named + self._reactor.locks()
+        locks = sorted((lock.statistics() for lock in named), key=lambda s: s.name)
+        if self.pool is not None:
+            pool = self.pool.statistics()
+            pool = {"workers": pool.workers, "busy": pool.busy, "queued": pool.queued}
+        else:  # every connection's thread is its worker
+            n = self._reactor.statistics()["open"]
+            pool = {"workers": n, "busy": self._reactor.busy(), "queued": 0}
         return {
             "locking": self.locks.name,
             "locks": [_stat_fields(s) for s in locks],
             "classes": [_stat_fields(s) for s in class_statistics(locks)],
-            "pool": {"workers": pool.workers, "busy": pool.busy, "queued": pool.queued},
+            "model": self.config.model,
+            "pool": pool,
             "connections": self._reactor.statistics(),
             "order_violations": len(self.checker.reports) if self.checker else 0,
         }

@@ -52,7 +52,7 @@ CLOSE_TIMEOUT = 10.0
 class _Buffer:
     """One thread's pending events. Only that thread appends; only the writer pops."""
 
-    __slots__ = ("tid", "name", "events", "dropped", "reported")
+    __slots__ = ("tid", "name", "events", "dropped", "reported", "ended")
 
     def __init__(self) -> None:
         self.tid = threading.get_native_id()
@@ -60,6 +60,7 @@ class _Buffer:
         self.events: deque[tuple] = deque()
         self.dropped = 0  # written by the owner thread only
         self.reported = 0  # written by the writer only
+        self.ended = False  # the thread said `thread_end`: drop once drained
 
 
 class Tracer:
@@ -110,6 +111,15 @@ class Tracer:
         """Put the calling thread in the trace now (a `thread_start` event),
         so a thread that never runs a sampled task still shows as idle."""
         self._buf()
+
+    def thread_end(self) -> None:
+        """The calling thread ends now (a `thread_end` event). Threads that
+        come and go, as with --model threaded, say so; the others get their
+        `thread_end` at `close()`."""
+        buf = self._buf()
+        buf.events.append(("X", time.monotonic_ns(), "thread_end", {}))
+        buf.ended = True
+        del self._local.buf
 
     def _record(self, event: tuple) -> None:
         buf = self._buf()
@@ -184,6 +194,8 @@ class Tracer:
             dropped, buf.reported = total - buf.reported, total
             if taken or dropped:
                 frame.append((buf.tid, buf.name, taken, dropped))
+            if buf.ended and not events:
+                self._buffers.remove(buf)  # only this thread removes
         if frame:
             data = marshal.dumps(frame)
             self._pipe.write(len(data).to_bytes(4, "big") + data)
@@ -205,7 +217,8 @@ class Tracer:
         self._writer.join(CLOSE_TIMEOUT)
         now = time.monotonic_ns()
         for buf in list(self._buffers):
-            buf.events.append(("X", now, "thread_end", {}))
+            if not buf.ended:
+                buf.events.append(("X", now, "thread_end", {}))
         try:
             while any(buf.events for buf in self._buffers):
                 self._drain()

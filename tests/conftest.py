@@ -1,4 +1,5 @@
-"""Fixtures: real servers on free loopback ports, under both locking strategies."""
+"""Fixtures: real servers on free loopback ports, under both locking
+strategies and both I/O models (the reactor, and a thread per client)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from tests.chatclient import ServerProcess
 
 LOCKINGS = ["global", "fine"]
+MODELS = ["reactor", "threaded"]
 
 
 @pytest.fixture(scope="session", params=LOCKINGS)
@@ -14,25 +16,32 @@ def locking(request) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session", params=MODELS)
+def model(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def server(locking, tmp_path_factory):
+def server(locking, model, tmp_path_factory):
     """A shared server per locking strategy (rate limit off, so tests may
     pipeline). Tests use fresh names, so they do not see each other."""
-    db = tmp_path_factory.mktemp(f"shared-{locking}") / "chat.db"
-    srv = ServerProcess(db, "--locking", locking, "--rate-limit", "0").start()
+    db = tmp_path_factory.mktemp(f"shared-{locking}-{model}") / "chat.db"
+    srv = ServerProcess(db, "--locking", locking, "--model", model, "--rate-limit", "0").start()
     yield srv
     assert srv.stop() == 0
     assert "Traceback" not in srv.log_text(), srv.log_text()
 
 
 @pytest.fixture
-def start_server(locking, tmp_path):
+def start_server(locking, model, tmp_path):
     """Start a dedicated server with extra options; stopped at test end."""
     started = []
 
     def start(*args: str, db=None, fd_limit=None) -> ServerProcess:
         path = db or tmp_path / "chat.db"
-        srv = ServerProcess(path, "--locking", locking, *args, fd_limit=fd_limit).start()
+        srv = ServerProcess(
+            path, "--locking", locking, "--model", model, *args, fd_limit=fd_limit
+        ).start()
         started.append(srv)
         return srv
 

@@ -27,7 +27,8 @@ def test_help_explains_every_option():
     for option in ["--ip", "--port", "--db", "--loglevel", "--max-line", "--max-outbuf",
                    "--rate-limit", "--rate-burst", "--login-timeout", "--max-login-failures",
                    "--max-clients", "--workers", "--locking", "--trace", "--trace-sample",
-                   "--auth", "--lockdep", "--watchdog", "--trace-io", "inverted"]:  # fmt: skip
+                   "--auth", "--lockdep", "--watchdog", "--trace-io", "inverted", "--model",
+                   "threaded"]:  # fmt: skip
         assert option in out.stdout
 
 
@@ -41,6 +42,11 @@ def test_help_explains_every_option():
         (["--trace-sample", "0"], "must be above 0 and at most 1"),
         (["--trace-sample", "1.5"], "must be above 0 and at most 1"),
         (["--watchdog", "-2"], "must be 0 or more"),
+        (["--model", "fibers"], "invalid choice"),
+        (
+            ["--model", "threaded", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
+            "--model threaded does not serve TLS",
+        ),
     ],
 )
 def test_bad_option_values_are_refused_with_a_reason(args, words):
