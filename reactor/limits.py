@@ -62,12 +62,6 @@ ACCEPT_BACKOFF_SECONDS = 0.1
 #: `bye` line) before the socket is closed anyway.
 CLOSE_LINGER_SECONDS = 5.0
 
-#: Thread-per-client model: a blocking write to a peer lasts at most this
-#: long (SO_SNDTIMEO); then the peer counts as gone. Any thread may be the
-#: one writing, so this bounds how long one slow reader can stall another
-#: client's thread. As long as the close linger: the same patience.
-SEND_TIMEOUT_SECONDS = CLOSE_LINGER_SECONDS
-
 #: Graceful shutdown: time to answer what is in flight and flush `bye`.
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: After every `bye` is written at shutdown, peers get this long to close

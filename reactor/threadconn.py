@@ -24,14 +24,18 @@ from reactor.state import ConnState
 
 
 def timeval(seconds: float) -> bytes:
-    """SO_RCVTIMEO/SO_SNDTIMEO value; 0 means wait forever."""
+    """An SO_RCVTIMEO value; 0 means wait forever."""
     whole = int(seconds)
     return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
 
 
 class ThreadConn:
-    """One client. `sock`, `state` and `intake` belong to its own thread;
-    every field below `out` is guarded by `out`."""
+    """One client. Its own thread reads `sock` and alone closes it (unless a
+    writer is still at work: the last one out closes); other threads write
+    it and may `shutdown()` it, under `out` while it is open. `intake` and
+    `state` are its thread's, except that whoever writes text-mode messages
+    reads `state.user_id` for their acknowledgement (set before any message
+    is routed here). Every field below `out` is guarded by `out`."""
 
     def __init__(self, cid: int, sock: socket.socket, peer: str, config: Config, hooks: Hooks):
         self.id = cid
@@ -40,6 +44,7 @@ class ThreadConn:
         self.state = ConnState(cid, peer)
         self.intake = Intake(config, time.monotonic())
         self.thread: threading.Thread | None = None
+        self.writer: threading.Thread | None = None  # the last write-behind thread
         # Guards this connection's output and life-cycle flags. Leaf lock:
         # taken under ``delivery`` (or none), never while taking another.
         self.out = NamedLock(f"outbuf:{cid}", hooks)
@@ -57,7 +62,7 @@ class ThreadConn:
         self.writing = False  # a thread is writing buf (at most one)
         self.behind = False  # the kernel refused bytes: a write-behind thread runs
         self.bye_sent = False  # a bye is queued: nothing more is appended
-        self.stopping = False  # server shutdown: bye after the running batch
+        self.stopping = False  # server shutdown: bye at the end of its input
         self.dead = False  # writing failed: output is dropped
         self.owner_done = False  # its thread has ended; the last user closes
         self.closed = False  # the socket is closed (by the last user)

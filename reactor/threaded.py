@@ -5,16 +5,12 @@ procedure, reactor/workers.py `run_batch`).
 
 Owns: the accepting thread (which also ends lingering closes and runs the
 graceful shutdown), one thread per connection that reads its blocking socket
-and runs its commands in place, each connection's output queue and the rule
-for who writes it, text-mode acks, slow consumers and login timeouts for
-this model. Must not: run chat logic, hold a named chat lock while writing
-to a socket, or close a socket from any thread but the last one using it
-(others only `shutdown()` it, which wakes its reader).
-
-Output: any thread may append to any connection's queue (under its leaf
-lock ``outbuf:<id>``, possibly under ``delivery``, so in id order); it writes
-only after releasing every chat lock, without blocking, and hands what the
-kernel refused to a write-behind thread. See docs/architecture.md.
+and runs its commands in place, applying actions to connections' output
+queues (from any thread, under the queue's leaf lock ``outbuf:<id>``,
+possibly under ``delivery``, so in id order), slow consumers and login
+timeouts for this model. Must not: run chat logic, or write to a socket:
+writing happens after every chat lock is released (reactor/threadwrite.py).
+See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -34,8 +30,9 @@ from reactor.config import Config
 from reactor.listener import Listener
 from reactor.locks import Hooks, NamedLock
 from reactor.loop import WELCOME
-from reactor.protocol import TEXT, encode
+from reactor.protocol import TEXT, Bye, encode
 from reactor.threadconn import ThreadConn, timeval
+from reactor.threadwrite import Output
 from reactor.wakeup import Wakeup
 from reactor.workers import item_name, run_batch
 
@@ -62,7 +59,7 @@ class ThreadedServer:
         self._sel.register(self._wakeup, selectors.EVENT_READ)
         self._listener: Listener | None = None
         self._timers: list[tuple[float, int]] = []  # (deadline, conn id): end a linger
-        self._touched = threading.local()  # per thread: connections appended to
+        self.output = Output(chat, self.post, tracer)  # writes the queues (threadwrite.py)
         self._stop_requested = False
         self.counters = {"accepted": 0, "slow_consumers": 0, "rejected_full": 0}
 
@@ -101,7 +98,7 @@ class ThreadedServer:
             while self._timers and self._timers[0][0] <= now:
                 conn = self._conns.get(heapq.heappop(self._timers)[1])
                 if conn is not None:
-                    self._shut(conn, socket.SHUT_RDWR)  # linger over: wake its reader
+                    self.output.shut(conn, socket.SHUT_RDWR)  # linger over: wake its reader
         self._shutdown()
         if self.tracer is not None:
             self.tracer.thread_end()
@@ -117,38 +114,47 @@ class ThreadedServer:
     def _accepted(self, sock: socket.socket, peer: str) -> None:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(limits.SEND_TIMEOUT_SECONDS))
         conn = ThreadConn(self._next_id, sock, peer, self.config, self.hooks)
         self._next_id += 1
-        self.counters["accepted"] += 1
-        self._conns[conn.id] = conn
         conn.thread = threading.Thread(
             target=self._serve, args=(conn,), name=f"conn-{conn.id}", daemon=True
         )
-        conn.thread.start()
+        self._conns[conn.id] = conn
+        try:
+            conn.thread.start()
+        except RuntimeError as exc:  # "can't start new thread": out of threads or memory
+            self._conns.pop(conn.id, None)
+            self.counters["rejected_full"] += 1
+            log.error("refused %s: cannot start its thread (%s)", peer, exc)
+            try:
+                sock.send(encode(Bye("server_full"), TEXT), socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+            sock.close()
+            return
+        self.counters["accepted"] += 1
         log.info("connection %d from %s", conn.id, peer)
 
     def _shutdown(self) -> None:
+        """Stop accepting; let each connection answer what it has sent (its
+        socket is shut for reading: its thread reads what is buffered, runs
+        it, then sees end of input and says `bye shutdown`); wait for the
+        threads at most SHUTDOWN_GRACE_SECONDS, then cut what is left."""
         log.info("shutting down: answering what is in flight")
         self._listener.close()
+        end = time.monotonic() + limits.SHUTDOWN_GRACE_SECONDS
         conns = list(self._conns.values())
         for conn in conns:
             with conn.out:
                 conn.stopping = True
-                idle = not conn.running and not conn.bye_sent
-                if idle:
-                    conn.say_bye("shutdown")
-            if idle:  # a busy one says bye itself when its batch is done
-                self._flush(conn)
-        start = time.monotonic()
-        end = start + limits.SHUTDOWN_GRACE_SECONDS
-        lingered = start + limits.SHUTDOWN_LINGER_SECONDS
-        for conn in conns:  # peers close after their bye...
-            conn.thread.join(max(0.0, lingered - time.monotonic()))
-        for conn in conns:  # peers that keep their end open
-            self._shut(conn, socket.SHUT_RDWR)
+            self.output.shut(conn, socket.SHUT_RD)  # wakes a reader blocked in recv()
         for conn in conns:
             conn.thread.join(max(0.0, end - time.monotonic()))
+        for conn in conns:  # late ones, and write-behind threads still at work
+            self.output.shut(conn, socket.SHUT_RDWR)
+            for thread in (conn.thread, conn.writer):
+                if thread is not None:
+                    thread.join(max(0.0, end + limits.SHUTDOWN_LINGER_SECONDS - time.monotonic()))
 
     def close(self) -> None:
         """Release the selector and the wake-up pair."""
@@ -176,8 +182,11 @@ class ThreadedServer:
             self._read_loop(conn)
         except Exception:
             log.exception("connection %d failed", conn.id)
-        finally:
+        try:
             self._batch(conn, [act.Disconnect()])
+        except Exception:
+            log.exception("connection %d: logging out failed", conn.id)
+        finally:
             self._conns.pop(conn.id, None)
             with conn.out:
                 conn.owner_done = True
@@ -193,7 +202,7 @@ class ThreadedServer:
     def _read_loop(self, conn: ThreadConn) -> None:
         with conn.out:
             conn.append(encode(WELCOME, TEXT))
-        self._flush(conn)
+        self.output.flush(conn)
         login_by = time.monotonic() + self.config.login_timeout
         timeout = None
         while True:
@@ -215,13 +224,20 @@ class ThreadedServer:
                 log.info("connection %d reset: %s", conn.id, exc)
                 return
             if not data:
+                with conn.out:
+                    stopping = conn.stopping and not conn.bye_sent
+                if stopping:  # shut for reading by the shutdown: all is answered
+                    self._bye(conn, "shutdown")
                 return
+            if conn.user is None and time.monotonic() >= login_by and not conn.bye_sent:
+                log.info("connection %d did not log in in time", conn.id)
+                self._bye(conn, "idle")  # however much it sends meanwhile
             items = conn.intake.take_lines(data, time.monotonic())
             if not items:
                 continue
             with conn.out:
-                if conn.bye_sent or conn.dead or conn.stopping:
-                    continue  # input after a bye (or during shutdown) is discarded
+                if conn.bye_sent or conn.dead:
+                    continue  # input after a bye is discarded
                 conn.running = True
             self._batch(conn, items)
 
@@ -230,7 +246,7 @@ class ThreadedServer:
         if self.tracer is not None:
             traced = [self.tracer.new_task(item_name(i), conn.id) for i in items]
         run_batch(self.chat, self.post, self.tracer, conn.state, items, traced)
-        self._flush_touched()
+        self.output.flush_touched()
 
     def _bye(self, conn: ThreadConn, reason: str | None) -> None:
         with conn.out:
@@ -238,8 +254,8 @@ class ThreadedServer:
                 return
             conn.say_bye(reason)
         self._linger(conn)
-        self._touch(conn)
-        self._flush_touched()
+        self.output.touch(conn)
+        self.output.flush_touched()
 
     # --- actions (any thread; may be under ``delivery``: append only) -------------
 
@@ -253,7 +269,7 @@ class ThreadedServer:
             conn = self._conns.get(action.conn)
             if conn is None:
                 continue
-            self._touch(conn)
+            self.output.touch(conn)
             with conn.out:
                 self._apply(conn, action)
 
@@ -270,14 +286,12 @@ class ThreadedServer:
         elif isinstance(action, act.Close):
             if not conn.bye_sent:
                 conn.say_bye(action.reason)
-                self._linger(conn)
+                self.output.later(self._linger, conn)
         elif isinstance(action, act.Done):
             conn.running = False
             held, conn.held = conn.held, []
             for msg in held:
                 conn.append_message(msg, encode(msg, conn.mode))
-            if conn.stopping and not conn.bye_sent:
-                conn.say_bye("shutdown")
 
     def _deliver(self, action: act.Deliver) -> None:
         msg = action.message
@@ -286,7 +300,7 @@ class ThreadedServer:
             conn = self._conns.get(cid)
             if conn is None:
                 continue
-            self._touch(conn)
+            self.output.touch(conn)
             with conn.out:
                 if conn.bye_sent or conn.dead:
                     continue
@@ -304,128 +318,14 @@ class ThreadedServer:
         """Caller holds `conn.out`: the kernel refused bytes and what waits
         is over the limit. Its messages stay stored for replay."""
         self.counters["slow_consumers"] += 1
-        log.warning(
-            "%s is not reading (%d bytes queued): dropped as slow consumer",
-            conn.user or f"connection {conn.id}", len(conn.buf),
-        )  # fmt: skip
+        who, queued = conn.user or f"connection {conn.id}", len(conn.buf)
         conn.cut()
         conn.say_bye("slow_consumer")
-        self._linger(conn)
+        note = "%s is not reading (%d bytes queued): dropped as slow consumer"
+        self.output.later(log.warning, note, who, queued)
+        self.output.later(self._linger, conn)
 
     def _linger(self, conn: ThreadConn) -> None:
         """After a bye: the accepting thread wakes the reader if the peer has
         not closed within CLOSE_LINGER_SECONDS."""
         self._wakeup.post([(time.monotonic() + limits.CLOSE_LINGER_SECONDS, conn.id)])
-
-    # --- writing (no chat lock held) -----------------------------------------------
-
-    def _touch(self, conn: ThreadConn) -> None:
-        touched = getattr(self._touched, "conns", None)
-        if touched is None:
-            touched = self._touched.conns = {}
-        touched[conn.id] = conn
-
-    def _flush_touched(self) -> None:
-        touched = getattr(self._touched, "conns", None)
-        while touched:  # text acks may commit, and so touch more connections
-            self._touched.conns = {}
-            for conn in touched.values():
-                self._flush(conn)
-            touched = self._touched.conns
-
-    def _flush(self, conn: ThreadConn) -> None:
-        """Write `conn`'s queue unless another thread is writing it, without
-        blocking: what the kernel does not take at once goes to a
-        write-behind thread, so no producer ever waits for a slow peer."""
-        with conn.out:
-            if conn.writing or conn.closed or conn.dead or not conn.buf:
-                return
-            conn.writing = True
-        self._write(conn, False, b"")
-
-    def _write(self, conn: ThreadConn, block: bool, data: bytes) -> None:
-        """Write `data`, then the queue, until it is empty. The caller set
-        `writing`; `block` is True in the write-behind thread."""
-        while True:
-            if not data:
-                with conn.out:
-                    data, conn.buf = bytes(conn.buf), bytearray()
-                    conn.taken = conn.appended
-                    conn.exempt = 0
-                    if not data or conn.dead:
-                        conn.writing = conn.behind = False
-                        finished = conn.bye_sent and not conn.dead
-                        close = conn.owner_done and not conn.closed
-                        conn.closed = conn.closed or close
-                        break
-            try:
-                if block:
-                    conn.sock.sendall(data)
-                    n = len(data)
-                else:
-                    try:
-                        n = conn.sock.send(data, socket.MSG_DONTWAIT)
-                    except BlockingIOError:
-                        n = 0
-            except OSError as exc:  # reset, or SO_SNDTIMEO: stuck for too long
-                log.info("connection %d write failed: %s", conn.id, exc)
-                with conn.out:
-                    conn.dead = True
-                    conn.buf.clear()
-                self._shut(conn, socket.SHUT_RDWR)  # wakes its reader
-                data = b""
-                continue
-            self._written(conn, n, block)
-            data = data[n:]
-            if data and not block:  # the kernel's buffer is full: write behind
-                with conn.out:
-                    conn.behind = True
-                threading.Thread(
-                    target=self._write_behind, args=(conn, data), name=f"conn-{conn.id}-writer",
-                    daemon=True,
-                ).start()  # fmt: skip
-                return
-        if finished and not close:
-            self._shut(conn, socket.SHUT_WR)  # our last byte: FIN (lingering close)
-        if close:
-            conn.sock.close()
-
-    def _write_behind(self, conn: ThreadConn, data: bytes) -> None:
-        if self.tracer is not None:
-            self.tracer.thread_start()
-        try:
-            self._write(conn, True, data)
-        finally:
-            if self.tracer is not None:
-                self.tracer.thread_end()
-
-    def _written(self, conn: ThreadConn, n: int, block: bool) -> None:
-        """Account `n` bytes written. Text mode: messages wholly written
-        count as seen (PROTOCOL §6)."""
-        acked = 0
-        with conn.out:
-            conn.sent += n
-            unacked = conn.unacked
-            while unacked and unacked[0][0] <= conn.sent:
-                acked = unacked.popleft()[1]
-        if acked:
-            # Only the user id is read from the connection's state: it is set
-            # under ``delivery`` before any message is routed here.
-            task = [self.tracer.new_task("text_ack", conn.id)] if self.tracer else None
-            run_batch(
-                self.chat, self.post, self.tracer, conn.state, [act.TextAck(acked)], task,
-                done=False,
-            )  # fmt: skip
-            if block:  # the write-behind thread: nobody else flushes for it
-                self._flush_touched()
-
-    def _shut(self, conn: ThreadConn, how: int) -> None:
-        """shutdown() the socket unless it is closed (under `out`, so the fd
-        cannot be closed and reused meanwhile)."""
-        with conn.out:
-            if conn.closed:
-                return
-            try:
-                conn.sock.shutdown(how)
-            except OSError:
-                pass

@@ -117,10 +117,8 @@ def run_batch(
             elif isinstance(item, BadLine):
                 if not conn.closed:
                     out.reply(Error(item.cmd, item.code, item.message))
-            elif isinstance(item, TextAck):
-                chat.text_ack(conn, item.id, out)
-            elif isinstance(item, Disconnect):
-                chat.disconnect(conn)
+            elif isinstance(item, (TextAck, Disconnect)):
+                _housekeeping(chat, conn, item, out)
         finally:
             if tracer is not None:
                 tracer.task_end(task)
@@ -140,6 +138,19 @@ def run_batch(
     if done:
         out.add(Done(conn.conn_id))
     out.post_now()
+
+
+def _housekeeping(chat: Chat, conn: ConnState, item, out: Outbox) -> None:
+    """A text ack or a logout. Nobody waits for a reply to these, so a
+    failure (the database locked by another process...) is logged and the
+    batch goes on: the commands after it still get their replies."""
+    try:
+        if isinstance(item, TextAck):
+            chat.text_ack(conn, item.id, out)
+        else:
+            chat.disconnect(conn)
+    except Exception:
+        log.exception("%s for connection %d failed", item_name(item), conn.conn_id)
 
 
 def item_name(item) -> str:

@@ -62,9 +62,17 @@ def fresh_name(prefix: str = "u") -> str:
 class ServerProcess:
     """`python -m reactor` with `args`, listening on an OS-chosen port."""
 
-    def __init__(self, db: Path, *args: str, fd_limit: int | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        db: Path,
+        *args: str,
+        fd_limit: int | None = None,
+        port: int = 0,
+        memory_limit: int | None = None,
+    ) -> None:
         self.db = db
         self.fd_limit = fd_limit
+        self.memory_limit = memory_limit  # bytes of address space (RLIMIT_AS)
         self.args = ["--port", str(port), "--db", str(db), *args]
         self.proc: subprocess.Popen | None = None
         self.log: list[str] = []
@@ -73,11 +81,14 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        limit = self.fd_limit
+        limit, memory = self.fd_limit, self.memory_limit
 
-        def lower_fd_limit() -> None:  # runs in the child, before exec
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        def lower_limits() -> None:  # runs in the child, before exec
+            if limit:
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+            if memory:
+                resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reactor", *self.args],
@@ -87,7 +98,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-            preexec_fn=lower_fd_limit if limit else None,
+            preexec_fn=lower_limits if limit or memory else None,
         )
         for line in self.proc.stderr:
             self.log.append(line)

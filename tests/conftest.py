@@ -37,11 +37,12 @@ def start_server(locking, model, tmp_path):
     """Start a dedicated server with extra options; stopped at test end."""
     started = []
 
-    def start(*args: str, db=None, fd_limit=None) -> ServerProcess:
+    def start(*args: str, db=None, fd_limit=None, memory_limit=None) -> ServerProcess:
         path = db or tmp_path / "chat.db"
         srv = ServerProcess(
-            path, "--locking", locking, "--model", model, *args, fd_limit=fd_limit
-        ).start()
+            path, "--locking", locking, "--model", model, *args, fd_limit=fd_limit,
+            memory_limit=memory_limit,
+        ).start()  # fmt: skip
         started.append(srv)
         return srv
 

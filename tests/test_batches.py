@@ -3,9 +3,11 @@ and a storage fault made real with `PRAGMA max_page_count` (disk full)."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
-from reactor.actions import Deliver, Done, Emit, LoggedIn
+from reactor.actions import Deliver, Disconnect, Done, Emit, LoggedIn, TextAck
 from reactor.commands import Chat, Outbox
 from reactor.commit import Committer
 from reactor.locks import make_locking
@@ -104,3 +106,18 @@ def test_batch_storage_fault_answers_internal_and_recovers(world):
         me = world.storage.user("alice")
         stored = world.storage.private_history(me, world.storage.user("bob"), 10)
     assert len(stored) == 1
+
+
+def test_batch_goes_on_after_a_failed_text_ack(world, monkeypatch):
+    alice = ConnState(1)
+    world.batch(alice, "/login alice")
+
+    def locked(*args):
+        raise sqlite3.OperationalError("injected: database is locked")
+
+    monkeypatch.setattr(world.storage, "set_cursor", locked)
+    world.posted.clear()
+    world.pool.run_batch(alice, [TextAck(1), parse("/ping after"), Disconnect(), parse("/whoami")])
+    # The ack failed (logged); the commands around it still get their reply.
+    assert replies(world.posted) == [("ping", "ok"), ("whoami", "ok")]
+    assert isinstance(world.posted[-1], Done)

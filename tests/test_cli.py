@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.chatclient import ROOT, account
+from tests.chatclient import ROOT, account, fresh_name
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -77,6 +78,20 @@ def test_signal_answers_in_flight_says_bye_and_exits_0(start_server, signum):
     # Bob (json mode) acked nothing: all 20 are replayed after a restart.
     again = start_server(db=srv.db)
     assert again.client().ok(f"/login {bob.name} pw")["unread"] == 20
+
+
+def test_shutdown_waits_for_slow_commands_in_flight(start_server):
+    srv = start_server("--rate-limit", "0")
+    c = srv.client()
+    names = [fresh_name() for _ in range(25)]
+    # ~25 x 33 ms of scrypt: still running when the signal comes.
+    c.sock.sendall("".join(f"/register {n} pw\n" for n in names).encode())
+    assert c.reply()["user"] == names[0]
+    srv.signal(signal.SIGTERM)
+    lines = c.until_closed()
+    assert [json.loads(x).get("user") for x in lines[:-1]] == names[1:]
+    assert lines[-1] == '{"type":"bye","reason":"shutdown"}\n'
+    assert srv.wait() == 0
 
 
 def test_auth_none_lets_login_claim_a_name(start_server):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import threading
 
 import pytest
 
@@ -16,11 +17,11 @@ from tests.chatclient import Client, account, fresh_name, in_process
 
 
 @pytest.fixture
-def inproc(tmp_path, locking):
+def inproc(tmp_path, locking, model):
     """A real server in this process (so a test can break its storage),
     talked to over real sockets."""
     config = Config(port=0, db=str(tmp_path / "chat.db"), locking=locking, rate_limit=0,
-                    max_line=1 << 20)  # fmt: skip
+                    max_line=1 << 20, model=model)  # fmt: skip
     with in_process(config) as server:
         yield server
 
@@ -66,6 +67,35 @@ def test_fault_database_locked_by_another_process(inproc):
     sent = alice.ok(f"/send {bob.name} after the lock")["id"]
     assert bob.event("message")["id"] == sent
     assert bob.inbox == []
+
+
+def test_fault_text_ack_failure_loses_no_reply_and_no_message(inproc, monkeypatch):
+    alice, _ = pair(inproc)
+    bob_name = fresh_name()
+    bob = Client(inproc.address, json_mode=False)
+    for line in (f"/register {bob_name} pw", f"/login {bob_name} pw"):
+        bob.send(line)
+        bob.readline()
+    failed = threading.Event()
+    real = inproc.storage.set_cursor
+
+    def flaky(*args):
+        if not failed.is_set():
+            failed.set()
+            raise sqlite3.OperationalError("injected: database is locked")
+        return real(*args)
+
+    monkeypatch.setattr(inproc.storage, "set_cursor", flaky)
+    alice.ok(f"/send {bob_name} first")
+    assert bob.readline() == f"[{alice.name}]: first\n"
+    assert failed.wait(10)  # its text ack (written to the socket) failed
+    for i in range(3):
+        bob.send(f"/ping p{i}")  # queued with later acks: each still answered
+        alice.ok(f"/send {bob_name} m{i}")
+    lines = [bob.readline() for _ in range(6)]
+    assert sorted(lines) == sorted(
+        [f"System: pong p{i}\n" for i in range(3)] + [f"[{alice.name}]: m{i}\n" for i in range(3)]
+    )
 
 
 def test_fault_handler_exception_answers_internal_and_releases_locks(inproc, monkeypatch):

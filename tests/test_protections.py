@@ -61,6 +61,39 @@ def test_login_timeout_says_bye_idle_and_closes(start_server):
     assert alice.ok("/ping still")["token"] == "still"
 
 
+def test_login_timeout_holds_for_a_client_that_keeps_talking(start_server):
+    srv = start_server("--login-timeout", "0.5", "--rate-limit", "0")
+    c = srv.client(timeout=5)
+    # Pings (no login) keep arriving past the deadline: still `bye idle`.
+    lines = []
+    while not lines or "bye" not in lines[-1]:
+        c.send("/ping")
+        lines.append(c.readline())
+        assert len(lines) < 100_000, "never timed out"
+    assert lines[-1] == '{"type":"bye","reason":"idle"}\n'
+
+
+def test_server_survives_when_it_cannot_start_threads(start_server, model):
+    # Address space for a few hundred 8 MiB thread stacks at most: the
+    # threaded model runs out of threads long before 600 connections.
+    srv = start_server("--auth", "none", memory_limit=1200 << 20)
+    alice = srv.client()
+    alice.ok("/login alice")
+    held = []
+    for _ in range(600):
+        s = socket.create_connection(srv.addr, timeout=10)
+        held.append(s)
+    # Every connection got an answer: a welcome, or `server_full` when no
+    # thread could be started for it; the server and alice carry on.
+    firsts = [s.makefile("rb").readline() for s in held]
+    assert all(f.startswith((b"System: Welcome", b"System: Goodbye (server_full)")) for f in firsts)
+    if model == "threaded":
+        assert b"System: Goodbye (server_full).\n" in firsts
+    assert alice.ok("/ping still")["token"] == "still"
+    for s in held:
+        s.close()
+
+
 def test_failed_logins_close_the_connection(start_server):
     srv = start_server("--max-login-failures", "3")
     name = fresh_name()
