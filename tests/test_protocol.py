@@ -760,3 +760,20 @@ def test_encode_text_ok_renders_key_fields():
 
 def test_encode_text_ok_of_unknown_command_falls_back():
     assert text_line(Ok("future", {"x": 1})) == "System: ok"
+
+
+@given(
+    st.integers(min_value=1, max_value=2**53),
+    st.text(),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.text()),
+    st.text(),
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+def test_message_json_fast_path_is_byte_for_byte_the_generic_encoding(
+    i, sender, to, group, text, ts
+):
+    m = Message(i, sender, to, group, text, ts)
+    generic = json.dumps(to_json(m), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    assert encode(m, JSON) == generic
+    assert json.loads(encode(m, JSON)) == to_json(m)
