@@ -187,6 +187,10 @@ class OrderChecker:
             self._tracer.event("order_violation", **report)
 
 
+#: Long waits the watchdog reports in detail per check; more are counted.
+MAX_REPORTS = 5
+
+
 class Watchdog:
     """Reports lock waits longer than `threshold` seconds, with the wait-for
     graph and its cycle, if any."""
@@ -225,21 +229,43 @@ class Watchdog:
             self.check(time.monotonic_ns())
 
     def check(self, now: int) -> None:
-        """Report every wait older than the threshold not reported yet."""
+        """Report waits older than the threshold not reported yet: at most
+        MAX_REPORTS a check, the rest counted in one line. (With a thousand
+        threads in a convoy, a report per waiter, each listing every thread,
+        took the GIL for seconds and made the convoy worse: measured with
+        `--model threaded`.)"""
         waits = dict(self._waits)
         limit = int(self.threshold * 1e9)
-        for tid, (_lock, t0, _thread, _cmd) in waits.items():
-            if now - t0 > limit and (tid, t0) not in self._reported:
-                self._reported.add((tid, t0))
-                self._report(tid, waits, now)
-
-    def _report(self, tid: int, waits: dict, now: int) -> None:
+        # Forget waits that ended; a new wait of the same thread has a new t0.
+        self._reported &= {(tid, w[1]) for tid, w in waits.items()}
+        late = [
+            tid
+            for tid, (_lock, t0, _thread, _cmd) in waits.items()
+            if now - t0 > limit and (tid, t0) not in self._reported
+        ]
+        if not late:
+            return
         names = {t.ident: t.name for t in threading.enumerate()}
+        for tid in late:
+            self._reported.add((tid, waits[tid][1]))
+        for tid in late[:MAX_REPORTS]:
+            self._report(tid, waits, now, names)
+        if len(late) > MAX_REPORTS:
+            log.warning(
+                "and %d more threads wait longer than %.1fs for a lock",
+                len(late) - MAX_REPORTS, self.threshold,
+            )  # fmt: skip
+
+    def _report(self, tid: int, waits: dict, now: int, names: dict) -> None:
         chain, seen, cycle = [], [], None
         while tid in waits and tid not in seen:
             seen.append(tid)
             lock, t0, thread, cmd = waits[tid]
             holder = lock.owner
+            if holder == tid or self._waits.get(tid) != waits[tid]:
+                # The snapshot is stale: this thread got the lock after it
+                # was taken (a thread never waits for a lock it holds).
+                break
             chain.append(
                 {
                     "thread": thread,
@@ -253,6 +279,8 @@ class Watchdog:
                 cycle = [names.get(t, str(t)) for t in seen[seen.index(holder) :]]
                 break
             tid = holder
+        if not chain:
+            return  # the wait ended while we looked
         text = "; ".join(
             f"{c['thread']} (/{c['cmd']}) waits {c['seconds']:.1f}s for {c['waits_for']}"
             f" held by {c['held_by']}"

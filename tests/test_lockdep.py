@@ -10,7 +10,7 @@ import pytest
 
 from reactor import tasks
 from reactor.config import Config
-from reactor.lockdep import OrderChecker, Watchdog
+from reactor.lockdep import MAX_REPORTS, OrderChecker, Watchdog
 from reactor.locks import SESSIONS, STORAGE, Hooks, NamedLock
 from tests.chatclient import Client, ServerProcess, account, fresh_name, in_process
 
@@ -21,6 +21,34 @@ def in_task(cmd, fn):
         fn()
     finally:
         tasks.enter(None)
+
+
+def test_watchdog_does_not_call_a_wait_that_just_ended_a_deadlock():
+    # The watchdog reads its table of waits, then each lock's owner: a thread
+    # may get its lock in between. It must not report it as waiting for
+    # itself (seen with 1000 threads: "cycle: conn-871 -> conn-871").
+    watchdog = Watchdog(threshold=0.1)
+    lock = NamedLock("storage", Hooks(watchdog=watchdog))
+    me = threading.get_ident()
+    stale = {me: (lock, 0, "conn-871", "send")}
+    with lock:
+        watchdog._report(me, stale, now=10**9, names={})
+        watchdog._waits[me] = stale[me]  # still listed, but holds the lock
+        watchdog.check(now=10**9)
+    watchdog._waits.clear()
+    assert watchdog.reports == []
+
+
+def test_watchdog_details_a_few_long_waits_a_check_and_counts_the_rest(caplog):
+    watchdog = Watchdog(threshold=0.1)
+    lock = NamedLock("storage")
+    with lock:  # held by this thread, which waits for nothing
+        watchdog._waits.update({-i: (lock, 0, f"conn-{i}", "send") for i in range(1, 41)})
+        watchdog.check(now=10**9)
+        watchdog.check(now=2 * 10**9)  # the same waits: not again
+    assert len(watchdog.reports) == MAX_REPORTS
+    assert all(r["cycle"] is None for r in watchdog.reports)
+    assert "and 35 more threads wait longer than 0.1s" in caplog.text
 
 
 def test_checker_reports_an_inversion_once_with_who_made_each_edge():
