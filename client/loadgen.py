@@ -222,7 +222,10 @@ class _Procs:
             if p.is_alive():
                 p.kill()
                 p.join()
-            p.close()  # its sentinel fd
+            try:
+                p.close()  # its sentinel fd
+            except ValueError:  # never started, or not reaped yet: the GC closes it
+                pass
         for pipe in self.pipes:
             pipe.close()
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from reactor import tasks
 from reactor.actions import Action, Disconnect, Done, TextAck
 from reactor.commands import Chat, Outbox
+from reactor.errors import LockTimeout
 from reactor.protocol import COMMANDS, BadLine, Command, Error
 from reactor.state import ConnState
 
@@ -149,6 +150,8 @@ def _housekeeping(chat: Chat, conn: ConnState, item, out: Outbox) -> None:
             chat.text_ack(conn, item.id, out)
         else:
             chat.disconnect(conn)
+    except LockTimeout as exc:  # the `inverted` demo's waits give up
+        log.error("%s for connection %d failed: %s", item_name(item), conn.conn_id, exc)
     except Exception:
         log.exception("%s for connection %d failed", item_name(item), conn.conn_id)
 
