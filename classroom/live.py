@@ -4,7 +4,9 @@ loopback port in a process of its own, stopped gracefully.
 Owns: starting `python -m reactor` with the options a scenario asks for,
 learning its port from its log, keeping its log, and stopping it (SIGTERM,
 then waiting for the graceful shutdown; the trace is complete once it has
-exited). Must not: generate load or draw (client/loadgen.py, visualizer/).
+exited); the fresh database and trace paths a run starts from
+(`fresh_paths`) and a stop that must be clean (`stop_cleanly`). Must not:
+generate load or draw (client/loadgen.py, visualizer/).
 
     with LiveServer(tmp / "chat.db", "--locking", "fine", trace=tmp / "t.jsonl") as srv:
         loadgen.run(LoadSpec(port=srv.port, clients=10, duration=1))
@@ -90,3 +92,18 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def fresh_paths(folder: Path, name: str) -> tuple[Path, Path]:
+    """`folder/<name>.db` and `folder/<name>.jsonl`, nothing left of an earlier run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in (".db", ".db-wal", ".db-shm", ".jsonl"):
+        (folder / f"{name}{suffix}").unlink(missing_ok=True)
+    return folder / f"{name}.db", folder / f"{name}.jsonl"
+
+
+def stop_cleanly(srv: LiveServer) -> None:
+    """Stop `srv`; RuntimeError with its last log lines if it did not exit 0."""
+    code = srv.stop()
+    if code != 0:
+        raise RuntimeError(f"the server exited with {code}:\n" + "".join(srv.log[-20:]))
