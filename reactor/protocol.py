@@ -284,6 +284,8 @@ def encode(event: Event, mode: str) -> bytes:
     if mode == JSON:
         if type(event) is Message:  # the hot path: every delivery
             return _message_json(event).encode() + b"\n"
+        if type(event) is Ok and _ints_only(event.fields):  # `ok` of /send, /ack...
+            return _ok_json(event).encode() + b"\n"
         return _dumps(to_json(event)).encode() + b"\n"
     text = to_text(event)
     if not (isinstance(event, Ok) and event.cmd == "stats"):  # the one table
@@ -311,6 +313,21 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 def _dumps(obj: dict[str, Any]) -> str:
     return _ENCODER.encode(obj)
+
+
+def _ints_only(fields: dict[str, Any]) -> bool:
+    """Fields the fast path renders exactly as `to_json` would."""
+    return (
+        "type" not in fields
+        and "cmd" not in fields
+        and all(type(v) is int for v in fields.values())
+    )
+
+
+def _ok_json(ok: Ok) -> str:
+    """`_dumps(to_json(ok))` for an `ok` whose fields are all ints."""
+    fields = "".join(f",{encode_basestring(k)}:{v!r}" for k, v in ok.fields.items())
+    return f'{{"type":"ok","cmd":{encode_basestring(ok.cmd)}{fields}}}'
 
 
 def _message_json(m: Message) -> str:

@@ -777,3 +777,13 @@ def test_message_json_fast_path_is_byte_for_byte_the_generic_encoding(
     generic = json.dumps(to_json(m), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     assert encode(m, JSON) == generic
     assert json.loads(encode(m, JSON)) == to_json(m)
+
+
+@given(
+    st.sampled_from(sorted(COMMANDS)),
+    st.dictionaries(st.text(min_size=1), st.integers(min_value=-(2**63), max_value=2**63)),
+)
+def test_ok_json_fast_path_is_the_generic_encoding(cmd, fields):
+    ok = Ok(cmd, fields)
+    generic = json.dumps(to_json(ok), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    assert encode(ok, JSON) == generic
