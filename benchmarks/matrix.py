@@ -109,7 +109,7 @@ class Cell:
 def run_cell(design: Design, work: Workload, server_cpus=None, load_cpus=None, log=print) -> Cell:
     """Start `design` fresh, drive it with `work`, stop it; one `Cell`."""
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
-        server = Running(design, Path(tmp), server_cpus)
+        server = Running.design(design, Path(tmp), server_cpus)
         try:
             procs = len(load_cpus) if load_cpus else 0
             spec = replace(work.spec, port=server.port, cpus=load_cpus, procs=procs)

@@ -2,8 +2,9 @@
 loopback port, and what the benchmark reads of them from /proc.
 
 Owns: the table of designs (the chat server's two I/O models × two lock
-strategies × tracing off/on, and the asyncio reference relay), starting one
-pinned to its CPUs with a fresh database, its CPU time (children included:
+strategies × tracing off/on, and the asyncio reference relay), starting a
+server process pinned to its CPUs and learning its port (`Running`; the
+classroom's servers start through it too), its CPU time (children included:
 the trace writer is a process of its own) and its resident memory.
 Must not: generate load or judge results (benchmarks/matrix.py does).
 """
@@ -66,10 +67,14 @@ def by_name(name: str) -> Design:
 
 
 class Running:
-    """A design's process, started on `cpus` (None: anywhere)."""
+    """A server process (`argv`), started on `cpus` (None: anywhere), its
+    port read from its `listening on IP:PORT` log line. Its log is kept
+    whole (`keep_log`), or only its first 200 lines and every error."""
 
-    def __init__(self, design: Design, workdir: Path, cpus: tuple[int, ...] | None) -> None:
-        self.design = design
+    def __init__(
+        self, argv: list[str], cpus: tuple[int, ...] | None = None, *, name: str = "server",
+        keep_log: bool = False,
+    ) -> None:  # fmt: skip
         root = Path(__file__).resolve().parent.parent
 
         def pin() -> None:  # in the child, before exec
@@ -77,12 +82,13 @@ class Running:
                 os.sched_setaffinity(0, cpus)
 
         self.proc = subprocess.Popen(
-            design.argv(workdir), cwd=root, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=pin,
+            argv, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            preexec_fn=pin if cpus else None,
         )  # fmt: skip
         self.log: list[str] = []
         self.port = 0
+        self._keep_log = keep_log
         for line in self.proc.stderr:
             self.log.append(line)
             m = re.search(r"listening on [\d.]+:(\d+)", line)
@@ -90,14 +96,20 @@ class Running:
                 self.port = int(m.group(1))
                 break
         else:
-            raise RuntimeError(f"{design.name} did not start:\n" + "".join(self.log[-20:]))
+            self.proc.wait()
+            raise RuntimeError(f"{name} did not start:\n" + "".join(self.log[-20:]))
         # Keep reading the log so the server never blocks on a full pipe.
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
 
+    @classmethod
+    def design(cls, design: Design, workdir: Path, cpus: tuple[int, ...] | None) -> Running:
+        """One design of the matrix, with its database (and trace) in `workdir`."""
+        return cls(design.argv(workdir), cpus, name=design.name)
+
     def _drain(self) -> None:
         for line in self.proc.stderr:
-            if "Traceback" in line or "ERROR" in line or len(self.log) < 200:
+            if self._keep_log or "Traceback" in line or "ERROR" in line or len(self.log) < 200:
                 self.log.append(line)
 
     def cpu_seconds(self) -> float:

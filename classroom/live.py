@@ -14,13 +14,11 @@ generate load or draw (client/loadgen.py, visualizer/).
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
+
+from benchmarks.servers import Running
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,48 +39,22 @@ class LiveServer:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log: list[str] = []
-        self._reader: threading.Thread | None = None
+        self._running: Running | None = None
 
     @property
     def address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.port)
 
     def start(self) -> LiveServer:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reactor", *self.args], cwd=ROOT, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )  # fmt: skip
-        for line in self.proc.stderr:
-            self.log.append(line)
-            m = re.search(r"listening on [\d.]+:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-        else:
-            raise RuntimeError("the server did not start:\n" + "".join(self.log[-20:]))
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
+        self._running = Running(
+            [sys.executable, "-m", "reactor", *self.args], name="the server", keep_log=True
+        )
+        self.proc, self.port, self.log = self._running.proc, self._running.port, self._running.log
         return self
-
-    def _read_log(self) -> None:
-        for line in self.proc.stderr:
-            self.log.append(line)
 
     def stop(self, timeout: float = 30) -> int:
         """Graceful stop (SIGTERM); returns the exit code (0 when clean)."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        if self._reader is not None:
-            self._reader.join(5)
-        return code
+        return self._running.stop(timeout) if self._running is not None else 0
 
     def log_text(self) -> str:
         return "".join(self.log)

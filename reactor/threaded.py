@@ -216,9 +216,7 @@ class ThreadedServer:
             try:
                 data = conn.sock.recv(limits.RECV_SIZE)
             except (BlockingIOError, TimeoutError):  # SO_RCVTIMEO expired
-                if conn.user is None and time.monotonic() >= login_by:
-                    log.info("connection %d did not log in in time", conn.id)
-                    self._bye(conn, "idle")
+                self._check_login(conn, login_by)
                 continue
             except OSError as exc:
                 log.info("connection %d reset: %s", conn.id, exc)
@@ -229,9 +227,7 @@ class ThreadedServer:
                 if stopping:  # shut for reading by the shutdown: all is answered
                     self._bye(conn, "shutdown")
                 return
-            if conn.user is None and time.monotonic() >= login_by and not conn.bye_sent:
-                log.info("connection %d did not log in in time", conn.id)
-                self._bye(conn, "idle")  # however much it sends meanwhile
+            self._check_login(conn, login_by)  # however much it sends meanwhile
             items = conn.intake.take_lines(data, time.monotonic())
             if not items:
                 continue
@@ -240,6 +236,11 @@ class ThreadedServer:
                     continue  # input after a bye is discarded
                 conn.running = True
             self._batch(conn, items)
+
+    def _check_login(self, conn: ThreadConn, login_by: float) -> None:
+        if conn.user is None and not conn.bye_sent and time.monotonic() >= login_by:
+            log.info("connection %d did not log in in time", conn.id)
+            self._bye(conn, "idle")
 
     def _batch(self, conn: ThreadConn, items: list) -> None:
         traced = None
