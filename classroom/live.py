@@ -20,8 +20,6 @@ from pathlib import Path
 
 from benchmarks.servers import Running
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 class LiveServer:
     """`chat-server --auth none --rate-limit 0 <args>` on 127.0.0.1, a free port.

@@ -8,48 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tests.chatclient import ROOT, Client, fresh_name
+from benchmarks.servers import Running
+from tests.chatclient import Client, fresh_name
 
 
 class RelayProcess:
     """`python -m benchmarks.relay` on an OS-chosen loopback port."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.relay", "--port", "0"],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-        self.log: list[str] = []
-        for line in self.proc.stderr:
-            self.log.append(line)
-            m = re.search(r"listening on ([\d.]+):(\d+)", line)
-            if m:
-                self.addr = (m.group(1), int(m.group(2)))
-                break
-        else:
-            self.proc.wait(10)
-            raise RuntimeError("relay did not start:\n" + "".join(self.log))
-        self._drain = threading.Thread(target=self._read_log, daemon=True)
-        self._drain.start()
-
-    def _read_log(self) -> None:
-        for line in self.proc.stderr:
-            self.log.append(line)
+        argv = [sys.executable, "-m", "benchmarks.relay", "--port", "0"]
+        self._running = Running(argv, name="the relay", keep_log=True)
+        self.proc, self.log = self._running.proc, self._running.log
+        self.addr = ("127.0.0.1", self._running.port)
 
     def client(self, **kw) -> Client:
         return Client(self.addr, **kw)
@@ -61,11 +38,7 @@ class RelayProcess:
         return c
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(20)
-        self._drain.join(5)
-        return code
+        return self._running.stop(20)
 
 
 @contextlib.contextmanager
