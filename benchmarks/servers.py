@@ -87,6 +87,9 @@ class Running:
             preexec_fn=pin if cpus else None,
         )  # fmt: skip
         self.log: list[str] = []
+        # Guards `log` appends after start-up; notified per line for
+        # `wait_for_log`. A plain Condition: no other lock is taken under it.
+        self._logged = threading.Condition()
         self.port = 0
         self._keep_log = keep_log
         for line in self.proc.stderr:
@@ -110,7 +113,16 @@ class Running:
     def _drain(self) -> None:
         for line in self.proc.stderr:
             if self._keep_log or "Traceback" in line or "ERROR" in line or len(self.log) < 200:
-                self.log.append(line)
+                with self._logged:
+                    self.log.append(line)
+                    self._logged.notify_all()
+
+    def wait_for_log(self, pattern: re.Pattern, timeout: float) -> bool:
+        """Block until a log line matches `pattern` (True) or `timeout` passes."""
+        with self._logged:
+            return self._logged.wait_for(
+                lambda: any(pattern.search(line) for line in self.log), timeout
+            )
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the process and its children so far."""

@@ -188,13 +188,8 @@ def provoke_deadlock(
             for i in range(clients)]  # fmt: skip
         for t in threads:
             t.start()
-        seen = 0
-        while found is None and time.monotonic() < began + timeout:
-            time.sleep(0.05)
-            n = len(srv.log)
-            if any(_DEADLOCK_LINE.search(line) for line in srv.log[seen:n]):
-                found = time.monotonic() - began
-            seen = n
+        if srv.wait_for_log(_DEADLOCK_LINE, timeout):
+            found = time.monotonic() - began
         stop.wait(after if found is not None else 0)
         stop.set()
         give_up = time.monotonic() + REPLY_SECONDS * (USERS_PER_LOGIN + 2)

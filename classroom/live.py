@@ -54,6 +54,11 @@ class LiveServer:
         """Graceful stop (SIGTERM); returns the exit code (0 when clean)."""
         return self._running.stop(timeout) if self._running is not None else 0
 
+    def wait_for_log(self, pattern, timeout: float) -> bool:
+        """Block until a log line matches `pattern` (a compiled regex) or
+        `timeout` passes; True if one did."""
+        return self._running.wait_for_log(pattern, timeout)
+
     def log_text(self) -> str:
         return "".join(self.log)
 

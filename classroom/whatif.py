@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from matplotlib.axes import Axes
 
 from visualizer.load import Trace
+from visualizer.stats import aligned
 
 NS = 1e9
 #: Name of the row that stands for every group lock (`group:<name>`) at once.
@@ -324,14 +325,7 @@ def format_rows(rows: list[Row]) -> str:
         table.append((r.run, r.lock, r.model, f"{r.predicted_rate:,.0f}", f"{m.rate:,.0f}",
                       f"{r.predicted_rho:.2f}", f"{m.rho:.2f}", format_us(r.predicted_wait),
                       format_us(m.mean_wait), format_us(r.own_wait)))  # fmt: skip
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(
-            c.ljust(w) if i < 3 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in table
-    )
+    return aligned(table, left=3)
 
 
 def format_loads(loads: dict[str, LockLoad], mg1: bool = True) -> str:

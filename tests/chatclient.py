@@ -1,4 +1,5 @@
-"""Test helpers: a real server in a subprocess, and a blocking line client.
+"""Test helpers: a real server in a subprocess, a blocking line client, and
+a `chat-demo` run.
 
 No mocks: `ServerProcess` runs `python -m reactor` on a free loopback port
 with a temporary database; `Client` talks to it over a real TCP socket.
@@ -239,3 +240,14 @@ def account(server: ServerProcess, name: str | None = None, password: str = "pw"
     login = c.ok(f"/login {name} {password}")
     c.name = login["user"]
     return c
+
+
+def run_demo(name: str, out: Path, capsys) -> tuple[dict, list[str]]:
+    """`chat-demo <name> -o out --quick`, checked to exit 0 and print three
+    lines and where it wrote; returns its summary.json and the three lines."""
+    from classroom import cli
+
+    assert cli.main([name, "-o", str(out), "--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("written to")  # three lines, then where
+    return json.loads((out / "summary.json").read_text()), lines[:3]

@@ -4,7 +4,6 @@ what-if's queueing models on small inputs with hand-computed answers."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import matplotlib
@@ -14,18 +13,12 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from classroom import cli, demos_io, whatif  # noqa: E402
+from classroom import demos_io, whatif  # noqa: E402
+from tests.chatclient import run_demo  # noqa: E402
 from tests.tracegen import TraceBuilder  # noqa: E402
 from visualizer.load import load_trace  # noqa: E402
 
 US = 1_000  # ns
-
-
-def run_demo(name, tmp_path, capsys) -> tuple[dict, list[str]]:
-    assert cli.main([name, "-o", str(tmp_path), "--quick"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and lines[-1].startswith("written to")  # three lines, then where
-    return json.loads((tmp_path / "summary.json").read_text()), lines[:3]
 
 
 # --- the scenarios, end to end -----------------------------------------------------------

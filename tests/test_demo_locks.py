@@ -4,24 +4,15 @@ rely on, on synthetic traces with hand-computed answers."""
 
 from __future__ import annotations
 
-import json
-
 import matplotlib
 
 matplotlib.use("Agg")
 
-from classroom import cli, demos_locks  # noqa: E402
+from classroom import demos_locks  # noqa: E402
 from client.loadgen import LoadSpec, Summary  # noqa: E402
+from tests.chatclient import run_demo  # noqa: E402
 from tests.tracegen import TraceBuilder  # noqa: E402
 from visualizer.load import load_trace  # noqa: E402
-
-
-def run_demo(name, tmp_path, capsys) -> tuple[dict, list[str]]:
-    assert cli.main([name, "-o", str(tmp_path), "--quick"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and lines[-1].startswith("written to")  # three lines, then where
-    return json.loads((tmp_path / "summary.json").read_text()), lines[:3]
-
 
 # --- the scenarios, end to end -----------------------------------------------------------
 

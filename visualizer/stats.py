@@ -103,10 +103,16 @@ def lockstat_records(rows: list[LockRow]) -> list[tuple]:
 def lockstat_text(rows: list[LockRow]) -> str:
     """An aligned table, like /proc/lock_stat."""
     table = [LOCKSTAT_COLUMNS] + [tuple(map(str, r)) for r in lockstat_records(rows)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(LOCKSTAT_COLUMNS))]
+    return aligned(table, left=2)
+
+
+def aligned(table: list[tuple[str, ...]], left: int) -> str:
+    """Rows of strings as text columns: the first `left` columns flush left,
+    the others (numbers) flush right."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return "\n".join(
         "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w)
+            c.ljust(w) if i < left else c.rjust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in table
