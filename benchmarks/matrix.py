@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.servers import Design, Running, cpu_plan
-from client.loadgen import LoadSpec, run
+from loadgen.run import LoadSpec, run
 
 
 @dataclass(frozen=True)

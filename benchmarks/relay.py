@@ -55,7 +55,7 @@ from reactor.protocol import (
 
 log = logging.getLogger("benchmarks.relay")
 
-#: The real server's banner (reactor/loop.py), so clients see the same first line.
+#: The real server's banner (reactor/net/loop.py), so clients see the same first line.
 WELCOME = Notice("Welcome to the chat server! Type /help for commands.")
 
 #: The commands a load generator uses. The others need what the relay leaves

@@ -38,7 +38,7 @@ from classroom.slowconsumer import (
     growth_chart,
     run_slow_consumer,
 )
-from client.loadgen import LoadSpec
+from loadgen.run import LoadSpec
 
 # --- threads vs the reactor --------------------------------------------------------------
 

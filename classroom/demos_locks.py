@@ -3,7 +3,7 @@ lock-order bug that becomes a real deadlock (`chat-demo tour`,
 `global-vs-fine`, `deadlock`), and the building blocks notebooks 01-03 call.
 
 Owns: the three lock scenarios; the runs they make (a load through
-client/loadgen.py, or scripted json-mode clients for the deadlock); the
+loadgen/run.py, or scripted json-mode clients for the deadlock); the
 server's lock reports picked out of its log. The readings of a trace the
 scenarios use (a task's story, the most contended lock class, runs side by
 side, a deadlock's moments) come from classroom/tracestory.py and are
@@ -40,7 +40,7 @@ from classroom.tracestory import (
     story_window,
     task_story,
 )
-from client.loadgen import LoadSpec, Summary, run
+from loadgen.run import LoadSpec, Summary, run
 from visualizer.graphs import lock_order_graph
 from visualizer.load import Trace, load_trace
 from visualizer.report import summarize, write_compare, write_report
@@ -73,7 +73,7 @@ def traced_run(
     `--trace-sample`; `trace_io` adds `--trace-io` (one event per recv/send).
     Writes `<name>.jsonl` and `<name>.db` into `out` (`name`: the locking).
     Returns the trace's path and the load generator's `Summary`.
-    Raises `client.loadgen.LoadError` when the load cannot run and
+    Raises `loadgen.run.LoadError` when the load cannot run and
     RuntimeError when the server does not stop cleanly.
     """
     name = name or locking

@@ -6,7 +6,7 @@ learning its port from its log, keeping its log, and stopping it (SIGTERM,
 then waiting for the graceful shutdown; the trace is complete once it has
 exited); the fresh database and trace paths a run starts from
 (`fresh_paths`) and a stop that must be clean (`stop_cleanly`). Must not:
-generate load or draw (client/loadgen.py, visualizer/).
+generate load or draw (loadgen/run.py, visualizer/).
 
     with LiveServer(tmp / "chat.db", "--locking", "fine", trace=tmp / "t.jsonl") as srv:
         loadgen.run(LoadSpec(port=srv.port, clients=10, duration=1))

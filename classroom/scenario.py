@@ -6,7 +6,7 @@ from the scenario modules. Must not: run a server itself.
 
 A scenario is a function `run(out: Path, quick: bool = False) -> RunResult`:
 it starts a real server on a free loopback port (classroom/live.py), drives
-it (client/loadgen.py or a few scripted clients), stops it, writes what it
+it (loadgen/run.py or a few scripted clients), stops it, writes what it
 measured into `out` (the trace, a visualizer report, numbers as JSON), and
 returns where those are. `quick` shrinks it to seconds for the test suite.
 """

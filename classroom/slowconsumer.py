@@ -34,7 +34,7 @@ from visualizer.load import load_trace
 KIB, MS = 1024, 1e6
 #: How long a scripted client waits for one line before it gives up.
 REPLY_SECONDS = 10.0
-#: The server's log line for a slow consumer (reactor/loop.py `_slow_consumer`).
+#: The server's log line for a slow consumer (reactor/net/loop.py `_slow_consumer`).
 _DROP_LINE = re.compile(r"(\S+) is not reading \((\d+) bytes queued\): dropped as slow consumer")
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from client.loadgen import Summary
+from loadgen.run import Summary
 from visualizer import stats
 from visualizer.load import Trace
 

@@ -36,7 +36,7 @@ from classroom.whatif import (
     what_if_rows,
     whatif_chart,
 )
-from client.loadgen import LoadSpec, Summary, run
+from loadgen.run import LoadSpec, Summary, run
 from visualizer.load import load_trace
 
 
@@ -67,7 +67,7 @@ def traced_load(folder: str | Path, name: str, *server_args: str, spec: LoadSpec
     it. Writes `<name>.jsonl` and `<name>.db` into `folder`. The window is
     the load's measured one (its on_start/on_end, wall clock) placed on the
     trace's clock through the header's `start_unix`. Raises
-    `client.loadgen.LoadError` if the load cannot run, RuntimeError if the
+    `loadgen.run.LoadError` if the load cannot run, RuntimeError if the
     server does not stop cleanly."""
     db, trace = fresh_paths(Path(folder), name)
     marks: dict[str, float] = {}

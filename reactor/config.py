@@ -26,7 +26,7 @@ class Config:
     max_clients: int = limits.MAX_CLIENTS
     workers: int = limits.WORKERS
     locking: str = "global"
-    model: str = "reactor"  # or "threaded": thread per client (reactor/threaded.py)
+    model: str = "reactor"  # or "threaded": thread per client (reactor/net/threaded/server.py)
     trace: str | None = None
     trace_sample: float = 1.0
     trace_io: bool = False  # io_read/io_write events (one per recv/send)

@@ -15,7 +15,7 @@ MAX_NAME = 32
 
 #: `/history` default and ceiling (PROTOCOL §4): 500 lines fill a screen many
 #: times over. One such reply can reach ~2 MiB, so replies to a client's own
-#: commands do not count against --max-outbuf (reactor/connection.py).
+#: commands do not count against --max-outbuf (reactor/net/connection.py).
 HISTORY_DEFAULT = 50
 HISTORY_MAX = 500
 

@@ -332,7 +332,7 @@ def _ok_json(ok: Ok) -> str:
 
 def _message_json(m: Message) -> str:
     """`_dumps(to_json(m))`, written out: the same bytes at a third of the
-    cost (tests/test_protocol.py checks they are equal)."""
+    cost (tests/reactor/test_protocol.py checks they are equal)."""
     to = "null" if m.to is None else encode_basestring(m.to)
     group = "null" if m.group is None else encode_basestring(m.group)
     return (

@@ -12,17 +12,17 @@ import logging
 import ssl
 import threading
 
-from reactor.commands import Chat
-from reactor.commit import Committer
+from reactor.chat.commands import Chat
+from reactor.chat.commit import Committer
+from reactor.chat.pool import Pool
+from reactor.chat.sessions import Sessions
+from reactor.chat.storage import Storage
 from reactor.config import Config
-from reactor.lockdep import OrderChecker, Watchdog
-from reactor.locks import STORAGE, Hooks, class_statistics, make_locking
-from reactor.loop import Reactor
-from reactor.state import Sessions
-from reactor.storage import Storage
-from reactor.threaded import ThreadedServer
-from reactor.tracing import Tracer
-from reactor.workers import Pool
+from reactor.net.loop import Reactor
+from reactor.net.threaded.server import ThreadedServer
+from reactor.sync.lockdep import OrderChecker, Watchdog
+from reactor.sync.locks import STORAGE, Hooks, class_statistics, make_locking
+from reactor.tracing.recorder import Tracer
 
 log = logging.getLogger("reactor.server")
 

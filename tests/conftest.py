@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chatclient import ServerProcess
+from tests.support.chatclient import ServerProcess
 
 LOCKINGS = ["global", "fine"]
 MODELS = ["reactor", "threaded"]

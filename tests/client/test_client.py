@@ -1,0 +1,213 @@
+"""The terminal client: the completer alone, the REPL driven through a pipe
+against a real server, and reconnecting after the server dies."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from client.completion import ChatCompleter, Names
+from client.connection import Account, Connection
+from client.repl import Repl
+from reactor.protocol import COMMANDS
+from tests.support.chatclient import ServerProcess, account, fresh_name, until
+
+
+def completions(names: Names, text: str) -> list[str]:
+    doc = Document(text, len(text))
+    return [c.text for c in ChatCompleter(names).get_completions(doc, CompleteEvent())]
+
+
+@pytest.fixture
+def names():
+    n = Names()
+    n.commands.update({c: s.usage for c, s in COMMANDS.items()})
+    n.set_users([{"name": "bob", "online": False}, {"name": "Alice", "online": True},
+                 {"name": "bea", "online": True}])  # fmt: skip
+    n.set_groups(["os2", "books"])
+    return n
+
+
+def test_completer_commands(names):
+    assert completions(names, "/se") == ["/send", "/sendgroup"]
+    assert completions(names, "/q") == ["/query"]
+    assert "/help" in completions(names, "/")
+    assert completions(names, "hello") == []
+
+
+def test_completer_users_online_first(names):
+    assert completions(names, "/send ") == ["Alice", "bea", "bob"]
+    assert completions(names, "/send b") == ["bea", "bob"]
+    assert completions(names, "/SEND B") == ["bea", "bob"]
+    assert completions(names, "/send bob ") == []  # the text is not completed
+
+
+def test_completer_groups_and_both(names):
+    assert completions(names, "/sendgroup ") == ["books", "os2"]
+    assert completions(names, "/leave o") == ["os2"]
+    assert completions(names, "/history b") == ["bea", "bob", "books"]
+    assert completions(names, "/query ") == ["Alice", "bea", "bob", "books", "os2"]
+    assert completions(names, "/group ") == ["books", "os2"]
+    assert completions(names, "/group os2 ") == ["Alice", "bea", "bob"]
+    assert completions(names, "/group os2 bob a") == ["Alice"]
+    assert completions(names, "/help se") == ["send", "sendgroup"]
+    assert completions(names, "/mode j") == ["json"]
+    assert completions(names, "/ping ") == []
+
+
+@pytest.fixture
+def srv(tmp_path):
+    server = ServerProcess(tmp_path / "chat.db", "--rate-limit", "0").start()
+    yield server
+    server.stop()
+
+
+async def run_repl(srv, name, lines, done=None):
+    """Log `name` in, type `lines` into a REPL through a pipe, and return
+    the REPL once `done(repl)` holds (or after the lines), with /exit."""
+    conn = Connection(*srv.addr, Account(name, "pw"))
+    await conn.start()
+    with create_pipe_input() as pipe:
+        repl = Repl(conn, input=pipe, output=DummyOutput())
+        task = asyncio.create_task(repl.run())
+        for line in lines:
+            pipe.send_text(line + "\r")
+            await asyncio.sleep(0)  # let the prompt take the line
+        if done is not None:
+            await until(lambda: done(repl))
+        pipe.send_text("/exit\r")
+        await asyncio.wait_for(task, 10)
+    return repl
+
+
+def test_repl_sends_and_shows_incoming_above_the_prompt(srv):
+    bob = account(srv)
+    alice_name = fresh_name()
+    srv.client().ok(f"/register {alice_name} pw")
+
+    async def scenario():
+        conn_lines = [f"/send {bob.name} hello from the repl", f"/query {bob.name}",
+                      "a plain line goes to bob", "/whoami"]  # fmt: skip
+        task = asyncio.create_task(
+            run_repl(
+                srv,
+                alice_name,
+                conn_lines,
+                done=lambda r: any("back at you" in s for s in r.shown),
+            )  # fmt: skip
+        )
+        # bob answers once he has both lines
+        loop = asyncio.get_running_loop()
+        got = await loop.run_in_executor(None, bob.messages, 2)
+        await loop.run_in_executor(None, bob.ok, f"/send {alice_name} back at you")
+        return got, await task
+
+    got, repl = asyncio.run(scenario())
+    assert [m["text"] for m in got] == ["hello from the repl", "a plain line goes to bob"]
+    assert any(f"[{bob.name}]: back at you" in s for s in repl.shown)
+    assert any(f"You are {alice_name}" in s for s in repl.shown)
+    assert repl.query == bob.name
+
+
+def test_repl_errors_are_shown_and_nothing_is_sent(srv):
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    repl = asyncio.run(run_repl(srv, name, ["plain text with no conversation",
+                                            "/send nobody_at_all hi", "/nosuch"]))  # fmt: skip
+    errors = [s for s in repl.shown if s.startswith("Error")]
+    assert len(errors) == 3
+    assert "unknown_user" in errors[1] and "unknown_command" in errors[2]
+
+
+def test_repl_unread_counts_and_query_clears_them(srv):
+    bob = account(srv)
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+
+    async def scenario():
+        conn = Connection(*srv.addr, Account(name, "pw"))
+        await conn.start()
+        with create_pipe_input() as pipe:
+            repl = Repl(conn, input=pipe, output=DummyOutput())
+            task = asyncio.create_task(repl.run())
+            loop = asyncio.get_running_loop()
+            for i in range(3):
+                await loop.run_in_executor(None, bob.ok, f"/send {name} n{i}")
+            await until(lambda: repl.unread[bob.name] == 3)
+            counted = repl.unread[bob.name]
+            assert bob.name in repl.toolbar()[0][1]
+            pipe.send_text(f"/query {bob.name}\r")
+            await until(lambda: repl.query == bob.name)
+            pipe.send_text("/exit\r")
+            await asyncio.wait_for(task, 10)
+            return counted, repl
+
+    counted, repl = asyncio.run(scenario())
+    assert counted == 3 and repl.unread[bob.name] == 0
+
+
+def test_connection_reconnects_and_loses_nothing(tmp_path):
+    db = tmp_path / "chat.db"
+    first = ServerProcess(db, "--rate-limit", "0").start()
+    port = first.addr[1]
+    bob = account(first)
+    name = fresh_name()
+    first.client().ok(f"/register {name} pw")
+
+    async def scenario():
+        seen = []
+        conn = Connection(*first.addr, Account(name, "pw"))
+        conn.on_event = lambda e: seen.append(e) if e.get("type") == "message" else None
+        states = []
+        conn.on_state = states.append
+        await conn.start()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, bob.ok, f"/send {name} before")
+        await until(lambda: seen)
+        first.signal(signal.SIGKILL)
+        await loop.run_in_executor(None, first.wait)
+        await until(lambda: conn.state == "reconnecting")
+        second = ServerProcess(db, "--rate-limit", "0", port=port)
+        await loop.run_in_executor(None, second.start)
+        await until(lambda: conn.state == "connected")
+        other = await loop.run_in_executor(None, lambda: account(second))
+        await loop.run_in_executor(None, other.ok, f"/send {name} after")
+        await until(lambda: len(seen) >= 2)
+        await conn.close()
+        second.stop()
+        return seen, states
+
+    seen, states = asyncio.run(scenario())
+    # "before" was shown once (not again when replayed after the restart).
+    assert [m["text"] for m in seen] == ["before", "after"]
+    assert "reconnecting" in states and states[-1] == "closed"
+
+
+def test_repl_shows_messages_replayed_at_login_once(srv):
+    bob = account(srv)
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    for i in range(3):
+        bob.ok(f"/send {name} while you were away {i}")
+
+    async def scenario():
+        conn = Connection(*srv.addr, Account(name, "pw"))
+        login = await conn.start()  # the replay follows the login reply at once
+        with create_pipe_input() as pipe:
+            repl = Repl(conn, input=pipe, output=DummyOutput())  # listens only now
+            task = asyncio.create_task(repl.run())
+            await until(lambda: sum("while you were away" in s for s in repl.shown) == 3)
+            pipe.send_text("/exit\r")
+            await asyncio.wait_for(task, 10)
+        return login, repl
+
+    login, repl = asyncio.run(scenario())
+    assert login["unread"] == 3
+    shown = [s for s in repl.shown if "while you were away" in s]
+    assert [s[-1] for s in shown] == ["0", "1", "2"]

@@ -1,0 +1,91 @@
+"""The real `chat-client` in a real terminal (tmux): completion menu, and a
+message typed in one client appearing on another's screen."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support.chatclient import ROOT, ServerProcess, account, fresh_name
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)"
+)
+
+
+class Tmux:
+    """One detached tmux session running a command, 100x30."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        exports = " ".join(f"{k}={v}" for k, v in env.items())
+        line = f"cd {ROOT} && env {exports} " + " ".join(command)
+        subprocess.run(["tmux", "new-session", "-d", "-x", "100", "-y", "30", "-s", name, line],
+                       check=True)  # fmt: skip
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def screen(self) -> str:
+        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                             capture_output=True, text=True)  # fmt: skip
+        return out.stdout
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+        """The screen once it shows `text` (a terminal gives no event to wait on)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.05)  # polling the screen: the only way to read a terminal
+        raise AssertionError(f"{text!r} never appeared; screen:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.fixture
+def srv(tmp_path):
+    server = ServerProcess(tmp_path / "chat.db", "--rate-limit", "0").start()
+    yield server
+    server.stop()
+
+
+def test_tmux_repl_completes_and_chats(srv, tmp_path):
+    bob = account(srv)
+    alice = fresh_name()
+    srv.client().ok(f"/register {alice} pw")
+    # tmux answers cursor-position requests, so PROMPT_TOOLKIT_NO_CPR is not
+    # set: without CPR prompt_toolkit draws no toolbar and no completion menu.
+    env = {"CHAT_PASSWORD": "pw", "TERM": "xterm-256color",
+           "XDG_STATE_HOME": str(tmp_path / "state")}  # fmt: skip
+    cmd = [sys.executable, "-m", "client.cli", "--port", str(srv.addr[1]), "--user", alice]
+    term = Tmux(f"chat-{os.getpid()}-{alice}", cmd, env)
+    try:
+        term.wait_for("connected")  # the toolbar
+        term.keys("/se", "Tab")
+        screen = term.wait_for("/sendgroup")
+        assert "/send " in screen  # both in the completion menu
+        term.keys("C-u")
+        term.keys(f"/send {bob.name} hi from a real terminal", "Enter")
+        assert bob.event("message")["text"] == "hi from a real terminal"
+        bob.ok(f"/send {alice} hello back")
+        term.wait_for(f"[{bob.name}]: hello back")
+        term.keys(f"/query {bob.name}", "Enter")
+        term.wait_for(f"[{bob.name}]>")  # the prompt names the conversation
+        term.keys("plain line", "Enter")
+        assert bob.event("message")["text"] == "plain line"
+        term.keys("/exit", "Enter")
+        deadline = time.monotonic() + 10
+        while term.screen() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the session ends when the client exits
+        users = {u["name"]: u["online"] for u in bob.ok("/users")["users"]}
+        assert users[alice] is False
+    finally:
+        term.close()

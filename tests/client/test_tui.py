@@ -1,0 +1,259 @@
+"""The full-screen client driven through a pipe against a real server: tabs
+open on messages with unread counts, Alt keys move between tabs, a tab's
+history is shown once, drafts stay with their tab, and leaving ends run()."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import pytest
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from client.connection import Account, Connection
+from client.tui import SYSTEM, Tui
+from tests.support.chatclient import ServerProcess, account, fresh_name, until
+
+ALT_1, ALT_2, ALT_A = "\x1b1", "\x1b2", "\x1ba"
+ALT_LEFT, ALT_RIGHT = "\x1b[1;3D", "\x1b[1;3C"  # what xterm sends
+PAGE_UP, PAGE_DOWN = "\x1b[5~", "\x1b[6~"
+CTRL_C, CTRL_D = "\x03", "\x04"
+
+
+def messages(tui: Tui, tab: str) -> list[str]:
+    """The texts of the message lines of a tab (`12:01 <bob> hi` -> `hi`)."""
+    return [line.split("> ", 1)[1] for line in tui.lines(tab) if "> " in line]
+
+
+@pytest.fixture
+def srv(tmp_path):
+    server = ServerProcess(tmp_path / "chat.db", "--rate-limit", "0").start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Session:
+    tui: Tui
+    pipe: PipeInput
+    me: str
+    task: asyncio.Task
+
+
+@contextlib.asynccontextmanager
+async def running_tui(srv, me: str | None = None, login_first: bool = True, **options):
+    """User `me` (a new one by default) logged in, their Tui running on a
+    pipe; /exit at the end (unless the test ended it), wait for run()."""
+    if me is None:
+        me = fresh_name()
+        srv.client().ok(f"/register {me} pw")
+    conn = Connection(*srv.addr, Account(me, "pw"))
+    if login_first:
+        await conn.start()
+    with create_pipe_input() as pipe:
+        tui = Tui(conn, input=pipe, output=DummyOutput(), **options)
+        if not login_first:
+            await conn.start()
+        session = Session(tui, pipe, me, asyncio.create_task(tui.run()))
+        try:
+            yield session
+        finally:
+            if not session.task.done():
+                pipe.send_text(CTRL_C + "/exit\r")
+            await asyncio.wait_for(session.task, 10)
+
+
+def test_tui_private_message_opens_a_tab_that_counts_unread_and_replies(srv):
+    bob = account(srv)
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            await asyncio.to_thread(bob.ok, f"/send {s.me} hi there")
+            await until(lambda: bob.name in s.tui.tabs and messages(s.tui, bob.name))
+            assert s.tui.tabs == [SYSTEM, bob.name]
+            assert s.tui.unread[bob.name] == 1 and s.tui.current == SYSTEM
+            assert messages(s.tui, bob.name) == ["hi there"]  # history and live: once
+
+            s.pipe.send_text(ALT_2)
+            await until(lambda: s.tui.current == bob.name)
+            assert s.tui.unread[bob.name] == 0
+
+            s.pipe.send_text("hello bob\r")
+            got = await asyncio.to_thread(bob.event, "message")
+            assert (got["from"], got["text"]) == (s.me, "hello bob")
+            await until(lambda: len(messages(s.tui, bob.name)) == 2)
+            assert messages(s.tui, bob.name) == ["hi there", "hello bob"]
+            assert f"<{s.me}> hello bob" in s.tui.lines(bob.name)[-1]
+
+    asyncio.run(scenario())
+
+
+def test_tui_made_before_login_shows_the_replayed_messages_once(srv):
+    bob = account(srv)
+    me = fresh_name()
+    srv.client().ok(f"/register {me} pw")
+    bob.ok(f"/send {me} sent while you were away")
+
+    async def scenario():
+        async with running_tui(srv, me, login_first=False) as s:
+            await until(lambda: bob.name in s.tui.tabs and messages(s.tui, bob.name))
+            assert messages(s.tui, bob.name) == ["sent while you were away"]
+            assert s.tui.unread[bob.name] == 1
+
+    asyncio.run(scenario())
+
+
+def test_tui_group_tab_shows_its_history_once_then_live_messages(srv):
+    bob = account(srv)
+    bob.ok("/group g")
+    bob.ok("/sendgroup g said before you joined")
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            await asyncio.to_thread(bob.ok, f"/group g {s.me}")
+            await asyncio.to_thread(bob.ok, f"/sendgroup g welcome {s.me}")
+            await until(lambda: "#g" in s.tui.tabs and len(messages(s.tui, "#g")) == 2)
+            await asyncio.to_thread(bob.ok, "/sendgroup g and a live one")
+            await until(lambda: len(messages(s.tui, "#g")) == 3)
+            assert messages(s.tui, "#g") == [
+                "said before you joined", f"welcome {s.me}", "and a live one"]  # fmt: skip
+            assert s.tui.unread["#g"] == 2  # the live ones, not the history
+            tab_style = next(style for style, text in s.tui.tab_bar() if "#g" in text)
+            assert "mention" in tab_style  # "welcome <me>" names us
+
+    asyncio.run(scenario())
+
+
+def test_tui_own_group_message_is_shown_once(srv):
+    bob = account(srv)
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            await asyncio.to_thread(bob.ok, f"/group g {s.me}")
+            s.pipe.send_text("/query #g\r")
+            await until(lambda: s.tui.current == "#g")
+            s.pipe.send_text("hello group\r")
+            got = await asyncio.to_thread(bob.event, "message")
+            assert (got["group"], got["text"]) == ("g", "hello group")
+            await until(lambda: messages(s.tui, "#g") == ["hello group"])
+            s.pipe.send_text("/whoami\r")  # runs after the line above: its echo is in
+            await until(lambda: s.tui.unread[SYSTEM] == 1)
+            assert messages(s.tui, "#g") == ["hello group"]
+
+    asyncio.run(scenario())
+
+
+def test_tui_draft_stays_with_its_tab(srv):
+    bob = account(srv)
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            s.pipe.send_text(f"/query {bob.name}\r")
+            await until(lambda: s.tui.current == bob.name)
+            s.pipe.send_text("half typed")
+            await until(lambda: s.tui.input.text == "half typed")
+            s.pipe.send_text(ALT_1)
+            await until(lambda: s.tui.current == SYSTEM)
+            assert s.tui.input.text == ""
+            s.pipe.send_text("/who")
+            await until(lambda: s.tui.input.text == "/who")
+            s.pipe.send_text(ALT_2)
+            await until(lambda: s.tui.current == bob.name)
+            assert s.tui.input.text == "half typed"
+            s.pipe.send_text(ALT_1)
+            await until(lambda: s.tui.current == SYSTEM)
+            assert s.tui.input.text == "/who"
+
+    asyncio.run(scenario())
+
+
+def test_tui_auto_switch_never_moves_a_half_typed_line(srv):
+    bob = account(srv)
+
+    async def scenario():
+        async with running_tui(srv, auto_switch=True) as s:
+            s.pipe.send_text("/whoami is not for bob")
+            await until(lambda: s.tui.input.text == "/whoami is not for bob")
+            await asyncio.to_thread(bob.ok, f"/send {s.me} ping")
+            await until(lambda: s.tui.current == bob.name)
+            assert s.tui.input.text == "" and s.tui.unread[bob.name] == 0
+            s.pipe.send_text(ALT_LEFT)
+            await until(lambda: s.tui.current == SYSTEM)
+            assert s.tui.input.text == "/whoami is not for bob"
+
+    asyncio.run(scenario())
+
+
+def test_tui_alt_a_visits_tabs_with_activity(srv):
+    bob, carol = account(srv), account(srv)
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            await asyncio.to_thread(bob.ok, f"/send {s.me} one")
+            await until(lambda: bob.name in s.tui.tabs)
+            await asyncio.to_thread(carol.ok, f"/send {s.me} two")
+            await until(lambda: carol.name in s.tui.tabs)
+            s.pipe.send_text(ALT_A)
+            await until(lambda: s.tui.current == bob.name)
+            s.pipe.send_text(ALT_A)
+            await until(lambda: s.tui.current == carol.name)
+            assert s.tui.unread == {SYSTEM: 0, bob.name: 0, carol.name: 0}
+            s.pipe.send_text(ALT_RIGHT)  # wraps around to the first tab
+            await until(lambda: s.tui.current == SYSTEM)
+
+    asyncio.run(scenario())
+
+
+def test_tui_scrollback_pages_up_and_down(srv):
+    bob = account(srv)
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            for i in range(45):  # more than the 40 lines of DummyOutput
+                await asyncio.to_thread(bob.ok, f"/send {s.me} line {i}")
+            s.pipe.send_text(f"/query {bob.name}\r")
+            await until(lambda: len(messages(s.tui, bob.name)) == 45)
+            s.pipe.send_text(PAGE_UP)
+            await until(lambda: "below" in s.tui.status_line()[0][1])
+            s.pipe.send_text(PAGE_DOWN)
+            await until(lambda: "below" not in s.tui.status_line()[0][1])
+
+    asyncio.run(scenario())
+
+
+def test_tui_system_tab_shows_replies_and_errors(srv):
+    async def scenario():
+        async with running_tui(srv) as s:
+            s.pipe.send_text("plain text here\r/nosuch\r/whoami\r/send nobody_here hi\r")
+            await until(lambda: any("unknown_user" in line for line in s.tui.lines(SYSTEM)))
+            shown = [line for line in s.tui.lines(SYSTEM) if "Error" in line or "You are" in line]
+            assert "System tab takes /commands" in shown[0]
+            assert "unknown_command" in shown[1]
+            assert f"You are {s.me}" in shown[2]
+            assert "unknown_user" in shown[3]
+            assert s.tui.tabs == [SYSTEM]
+
+    asyncio.run(scenario())
+
+
+def test_tui_query_of_nobody_opens_no_tab(srv):
+    async def scenario():
+        async with running_tui(srv) as s:
+            s.pipe.send_text("/query nobody_here\r")
+            await until(lambda: any("unknown_user" in line for line in s.tui.lines(SYSTEM)))
+            await until(lambda: s.tui.tabs == [SYSTEM] and s.tui.current == SYSTEM)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("keys", ["/exit\r", "/quit\r", CTRL_D])
+def test_tui_run_ends_and_closes_the_connection(srv, keys):
+    async def scenario():
+        async with running_tui(srv) as s:
+            s.pipe.send_text(keys)
+            await asyncio.wait_for(s.task, 10)
+            assert s.tui.conn.state == "closed"
+
+    asyncio.run(scenario())
