@@ -15,8 +15,12 @@ import os
 import ssl
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from client.connection import Account, ChatError, Connection
+
+if TYPE_CHECKING:
+    from prompt_toolkit.history import History
 
 
 def state_dir() -> Path:
@@ -25,7 +29,16 @@ def state_dir() -> Path:
     return Path(base) / "reactor-chat"
 
 
+def file_history(path: Path) -> History:
+    """The typed lines kept in the file `path` (its folder made if missing)."""
+    from prompt_toolkit.history import FileHistory
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileHistory(str(path))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The options of `chat-client`."""
     p = argparse.ArgumentParser(prog="chat-client", description="Terminal client for reactor-chat.")
     p.add_argument("--ip", default="127.0.0.1", help="server address")
     p.add_argument("--port", type=int, default=9000, help="server port")
@@ -48,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `chat-client` with `argv` (the command line by default); the exit code."""
     args = build_parser().parse_args(argv)
     folder = state_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,14 +120,15 @@ async def _run(conn: Connection, args: argparse.Namespace, folder: Path) -> int:
             await conn.close()
             print(f"chat-client: {again}", file=sys.stderr)
             return 1
+    history = file_history(folder / "history")
     if args.tui:
         from client.tui import Tui
 
-        await Tui(conn, history_path=folder / "history").run()
+        await Tui(conn, history=history).run()
     else:
-        from client.repl import Repl, file_history
+        from client.repl import Repl
 
-        await Repl(conn, history=file_history(folder / "history")).run()
+        await Repl(conn, history=history).run()
     return 0
 
 

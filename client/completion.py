@@ -1,7 +1,7 @@
 """Completion of commands, user names and group names for the chat prompt.
 
 Owns: `ChatCompleter` and the name lists it completes from (`Names`),
-refreshed by the UI from `/users` and `/groups`. Must not: do I/O.
+refreshed from `/users` and `/groups` by client/names.py. Must not: do I/O.
 
 prompt_toolkit's `NestedCompleter` splits on spaces and treats `/` oddly,
 so this completer reads the line itself: the first word completes command
@@ -11,13 +11,11 @@ the caller's groups, or both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-
-#: Client-side commands, besides the server's.
-LOCAL_COMMANDS = {"query": "/query <user-or-group>: talk to them with plain lines"}
 
 #: What each argument position completes: "users", "groups", "both" or None.
 ARGUMENTS: dict[str, list[str | None]] = {
@@ -33,26 +31,34 @@ ARGUMENTS: dict[str, list[str | None]] = {
 
 
 class Names:
-    """What the completer knows; the UI replaces these as the server tells."""
+    """What the completer knows; replaced as the server tells (client/names.py
+    makes one with the commands and keeps it fresh)."""
 
     def __init__(self) -> None:
-        self.users: list[tuple[str, bool]] = []  # (name, online)
+        self.users: list[tuple[str, bool]] = []  # (name, online), online first
         self.groups: list[str] = []
-        self.commands: dict[str, str] = dict(LOCAL_COMMANDS)
+        self.commands: dict[str, str] = {}  # command word -> its usage
 
-    def set_users(self, users: Iterable[dict]) -> None:
+    def set_users(self, users: Iterable[dict[str, Any]]) -> None:
+        """Take `/users`' list: online users first, then by name."""
         self.users = sorted(((u["name"], bool(u["online"])) for u in users),
                             key=lambda u: (not u[1], u[0].lower()))  # fmt: skip
 
-    def set_groups(self, groups: Iterable[dict | str]) -> None:
+    def set_groups(self, groups: Iterable[dict[str, Any] | str]) -> None:
+        """Take `/groups`' list (records with a name, or plain names), sorted."""
         self.groups = sorted((g["name"] if isinstance(g, dict) else g) for g in groups)
 
 
 class ChatCompleter(Completer):
+    """Completes the chat line from `names` (read anew at every completion)."""
+
     def __init__(self, names: Names) -> None:
         self.names = names
 
-    def get_completions(self, document: Document, complete_event: CompleteEvent):
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterator[Completion]:
+        """Command words, then each argument by the command's ARGUMENTS."""
         text = document.text_before_cursor
         if not text.startswith("/"):
             return
@@ -76,7 +82,7 @@ class ChatCompleter(Completer):
             if name.lower().startswith(current.lower()):
                 yield Completion(name, start_position=-len(current), display_meta=meta)
 
-    def _candidates(self, kind: str | None):
+    def _candidates(self, kind: str | None) -> Iterator[tuple[str, str]]:
         if kind in ("users", "both"):
             for name, online in self.names.users:
                 yield name, "online" if online else "user"

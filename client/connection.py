@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,10 @@ ACK_DELAY = 0.2
 #: Reconnect back-off: first wait, doubling up to the cap.
 BACKOFF_FIRST = 0.2
 BACKOFF_CAP = 5.0
+
+
+#: A command's reply, once the server sends it.
+Reply = asyncio.Future[dict[str, Any]]
 
 
 class ChatError(Exception):
@@ -49,6 +54,9 @@ class Disconnected(Exception):
 
 @dataclass
 class Account:
+    """Who logs in: a name, the password (None for a server run with
+    `--auth none`), and whether to register the name first."""
+
     name: str
     password: str | None
     register: bool = False
@@ -57,7 +65,9 @@ class Account:
 class Connection:
     """One logged-in session that survives reconnects."""
 
-    def __init__(self, host: str, port: int, account: Account, tls=None) -> None:
+    def __init__(
+        self, host: str, port: int, account: Account, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.host, self.port, self.account = host, port, account
         self.tls = tls  # an ssl.SSLContext for a TLS server, else None
         self.user: str | None = None
@@ -70,15 +80,17 @@ class Connection:
         self.on_state: Callable[[str], None] = lambda s: None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._pending: deque[asyncio.Future] = deque()
+        self._pending: deque[Reply] = deque()
         self._last_seen = 0  # highest message id received
         self._acked = 0
-        self._ack_task: asyncio.Task | None = None
-        self._read_task: asyncio.Task | None = None
+        self._ack_task: asyncio.Task[None] | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # acks sent now, the reconnect
         self._closing = False
 
     @property
     def on_event(self) -> Callable[[dict[str, Any]], None] | None:
+        """The UI's handler of events (messages, bye, notices), if one listens."""
         return self._on_event
 
     @on_event.setter
@@ -127,6 +139,11 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._read_task
 
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._background.discard)
+
     def _set_state(self, state: str) -> None:
         self.state = state
         self.on_state(state)
@@ -137,7 +154,7 @@ class Connection:
         """Send one command line; return its `ok` reply or raise ChatError."""
         if self._writer is None or self._writer.is_closing():
             raise Disconnected("not connected")
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future: Reply = asyncio.get_running_loop().create_future()
         self._pending.append(future)
         self._writer.write(line.encode() + b"\n")
         await self._writer.drain()
@@ -148,7 +165,9 @@ class Connection:
 
     # --- reading ------------------------------------------------------------------------
 
-    async def _read_loop(self, reader, writer, pending: deque) -> None:
+    async def _read_loop(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pending: deque[Reply]
+    ) -> None:
         try:
             while True:
                 line = await reader.readline()
@@ -170,9 +189,9 @@ class Connection:
         # Only a session that was up starts the reconnect loop; a failed
         # attempt inside that loop just ends here.
         if not self._closing and self.state == "connected" and writer is self._writer:
-            asyncio.create_task(self._reconnect())
+            self._in_background(self._reconnect())
 
-    def _dispatch(self, event: dict[str, Any], pending: deque) -> None:
+    def _dispatch(self, event: dict[str, Any], pending: deque[Reply]) -> None:
         kind = event.get("type")
         if kind in ("ok", "error") and pending:
             future = pending.popleft()
@@ -195,7 +214,7 @@ class Connection:
 
     def _schedule_ack(self) -> None:
         if self._last_seen - self._acked >= ACK_EVERY:
-            asyncio.create_task(self._send_ack())
+            self._in_background(self._send_ack())
         elif self._ack_task is None or self._ack_task.done():
             self._ack_task = asyncio.create_task(self._ack_later())
 

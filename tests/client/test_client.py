@@ -14,8 +14,9 @@ from prompt_toolkit.output import DummyOutput
 
 from client.completion import ChatCompleter, Names
 from client.connection import Account, Connection
+from client.lines import REPL_COMMANDS
+from client.names import names_for
 from client.repl import Repl
-from reactor.protocol import COMMANDS
 from tests.support.chatclient import ServerProcess, account, fresh_name, until
 
 
@@ -26,8 +27,7 @@ def completions(names: Names, text: str) -> list[str]:
 
 @pytest.fixture
 def names():
-    n = Names()
-    n.commands.update({c: s.usage for c, s in COMMANDS.items()})
+    n = names_for(REPL_COMMANDS)
     n.set_users([{"name": "bob", "online": False}, {"name": "Alice", "online": True},
                  {"name": "bea", "online": True}])  # fmt: skip
     n.set_groups(["os2", "books"])
@@ -94,14 +94,11 @@ def test_repl_sends_and_shows_incoming_above_the_prompt(srv):
     async def scenario():
         conn_lines = [f"/send {bob.name} hello from the repl", f"/query {bob.name}",
                       "a plain line goes to bob", "/whoami"]  # fmt: skip
-        task = asyncio.create_task(
-            run_repl(
-                srv,
-                alice_name,
-                conn_lines,
-                done=lambda r: any("back at you" in s for s in r.shown),
-            )  # fmt: skip
-        )
+
+        def answered(repl):
+            return any("back at you" in s for s in repl.shown)
+
+        task = asyncio.create_task(run_repl(srv, alice_name, conn_lines, done=answered))
         # bob answers once he has both lines
         loop = asyncio.get_running_loop()
         got = await loop.run_in_executor(None, bob.messages, 2)
