@@ -1,16 +1,15 @@
 """The I/O demos: a slow consumer dropped and then replayed, and the
 thread-per-client model against the reactor (`chat-demo slow-consumer`,
-`threads-vs-reactor`; `what-if` lives in classroom/whatif_runs.py), and the
-building blocks notebooks 04 and 05 call.
+`threads-vs-reactor`), and the building blocks notebooks 04 and 05 call.
 
 Owns: the two I/O models side by side (the workloads, the runs with the
-benchmark's own runner, their chart and lines); the three scenarios, what
-they write into their folder (`save_chart`), and `SCENARIOS`. The slow
-consumer's run, its reading of the trace and its charts live in
-classroom/slowconsumer.py; they are imported here, so notebook 04 calls
-them as `demos_io.run_slow_consumer` and so on. Must not: start a server
-other than through classroom/live.py or benchmarks/servers.py, compute
-lock statistics (visualizer/stats.py), or wait without a deadline.
+benchmark's own runner, their chart and lines) and the two scenarios, with
+what they write into their folder. The slow consumer's run, its reading of
+the trace and its charts live in classroom/slowconsumer.py; they are
+imported here, so notebook 04 calls them as `demos_io.run_slow_consumer`
+and so on. Must not: start a server other than through classroom/live.py
+or benchmarks/servers.py, compute lock statistics (visualizer/stats.py),
+wait without a deadline, or import the registry (classroom/scenario.py).
 
     run = run_slow_consumer(folder)            # classroom/slowconsumer.py
     found = compare_io_models(io_workloads())  # benchmarks.matrix.run_cell per cell
@@ -20,16 +19,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from benchmarks import results as bench_results
-from benchmarks.matrix import Result, Workload, run_cell
+from benchmarks.matrix import Cell, Result, Workload, run_cell
 from benchmarks.servers import by_name, cpu_plan
-from classroom.scenario import RunResult
+from classroom.charts import DPI, save_chart
+from classroom.result import RunResult
 from classroom.slowconsumer import SlowConsumerRun as SlowConsumerRun  # for the tests
 from classroom.slowconsumer import (
     backlog_chart,
@@ -46,6 +47,9 @@ IO_DESIGNS = ("reactor-global", "threaded-global")
 _HEADLINE = {"idle": ("rss_per_conn_kib", "RSS KiB per idle connection"),
              "private": ("delivered_per_s", "delivered msgs/s"),
              "latency": ("p50_ms", "send→delivery ms: p50 (bar), p99 (tick)")}  # fmt: skip
+# How a number is written just above its bar or tick (Axes.annotate's keywords).
+_ABOVE: dict[str, Any] = {"xytext": (0, 2), "textcoords": "offset points", "ha": "center",
+                          "fontsize": 8}  # fmt: skip
 
 
 def io_workloads(
@@ -55,26 +59,26 @@ def io_workloads(
     connections that only log in (memory per connection), `clients` users
     sending private messages in a closed loop (throughput), and the same
     users at a light open-loop `rate` sends/s in all (latency)."""
-    timing = {"duration": duration, "warmup": 0.2}
     idle_spec = LoadSpec(clients=idle, mode="idle", duration=0.5, warmup=0)
-    open_spec = LoadSpec(clients=clients, mode="open", rate=rate, **timing)
+    closed_spec = LoadSpec(clients=clients, duration=duration, warmup=0.2)
+    open_spec = replace(closed_spec, mode="open", rate=rate)
     return [
         Workload(f"idle-{idle}", "idle", idle_spec),
-        Workload(f"private-{clients}", "private", LoadSpec(clients=clients, **timing)),
+        Workload(f"private-{clients}", "private", closed_spec),
         Workload(f"latency-{clients}@{rate:g}", "latency", open_spec),
     ]
 
 
 def compare_io_models(
     works: Sequence[Workload], designs: Sequence[str] = IO_DESIGNS, repeat: int = 1,
-    log: Callable = print,
+    log: Callable[[str], object] = print,
 ) -> list[Result]:  # fmt: skip
     """Run each workload on each design with the benchmark's runner (a fresh
     server pinned apart from the load generator where there are two cores,
     `benchmarks.servers.cpu_plan`), `repeat` times in rounds (idle ones once:
     memory is not noisy), so a `Result` holds every run and its median."""
     server_cpus, load_cpus = cpu_plan()
-    runs: dict[tuple[str, str], list] = {(d, w.name): [] for w in works for d in designs}
+    runs: dict[tuple[str, str], list[Cell]] = {(d, w.name): [] for w in works for d in designs}
     for r in range(repeat):
         for w in works:
             for name in designs:
@@ -98,22 +102,20 @@ def io_model_chart(ax: Axes, found: list[Result], kind: str) -> Axes:
     for i, d in enumerate(designs):
         for j, w in enumerate(works):
             r = next((x for x in rows if x.design == d and x.workload == w), None)
-            value = r.median(attr) if r else None
-            if value is None:
+            if r is None or (value := r.median(attr)) is None:
                 continue
             x = j + (i - (len(designs) - 1) / 2) * width
             ax.bar(x, value, width, color=["#1f77b4", "#ff7f0e"][i % 2], hatch=["", "//"][i % 2],
                    label=d if j == 0 else None)  # fmt: skip
-            above = {"xytext": (0, 2), "textcoords": "offset points", "ha": "center", "fontsize": 8}
             values = [getattr(c, attr) for c in r.runs if getattr(c, attr) is not None]
             if len(values) > 1:  # the spread of the repeats
                 ax.errorbar(x, value, [[value - min(values)], [max(values) - value]],
                             color="black", capsize=4)  # fmt: skip
-            ax.annotate(_num(value), (x, max(values, default=value)), va="bottom", **above)
+            ax.annotate(_num(value), (x, max(values, default=value)), va="bottom", **_ABOVE)
             p99 = r.median("p99_ms") if kind == "latency" else None
             if p99 is not None:
                 ax.plot([x], [p99], "_", color="black", markersize=16)
-                ax.annotate(f"p99 {_num(p99)}", (x, p99), va="bottom", **above)
+                ax.annotate(f"p99 {_num(p99)}", (x, p99), va="bottom", **_ABOVE)
     ax.margins(y=0.12)  # room for the numbers above the bars
     ax.set_xticks(range(len(works)), works)
     ax.set_ylabel(label)
@@ -145,15 +147,6 @@ def io_model_lines(found: list[Result]) -> tuple[str, ...]:
 # --- the scenarios ----------------------------------------------------------------------
 
 
-def save_chart(path: Path, draw: Callable, *args, size=(10, 4.5)) -> Path:
-    """Draw `draw(ax, *args)` on a figure of `size` inches and save it as `path`."""
-    fig = Figure(figsize=size)
-    draw(fig.add_subplot(), *args)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
-
-
 def slow_consumer(out: Path, quick: bool = False) -> RunResult:
     """Flood a reader that never reads, watch its buffer grow to the limit,
     see it dropped, and replayed in full at its next login."""
@@ -183,7 +176,7 @@ def threads_vs_reactor(out: Path, quick: bool = False) -> RunResult:
     for i, kind in enumerate(("idle", "private", "latency")):
         io_model_chart(fig.add_subplot(1, 3, i + 1), found, kind)
     fig.tight_layout()
-    fig.savefig(out / "io_models.png", dpi=110)
+    fig.savefig(out / "io_models.png", dpi=DPI)
     tables = [bench_results.table(found, kind) for kind in ("idle", "private", "latency")]
     links = [f"![{p.stem}]({p.name})" for p in [out / "io_models.png", *pictures]]
     text = ["# Threads vs reactor (one run per cell)", *tables, "\n".join(links)]
@@ -191,14 +184,3 @@ def threads_vs_reactor(out: Path, quick: bool = False) -> RunResult:
     cells = [asdict(c) for r in found for c in r.runs]
     (out / "cells.json").write_text(json.dumps(cells, indent=1))
     return RunResult("threads-vs-reactor", out, None, None, {"cells": cells}, io_model_lines(found))
-
-
-def what_if(out: Path, quick: bool = False) -> RunResult:
-    """The what-if scenario (classroom/whatif_runs.py, imported when run: it imports us)."""
-    from classroom.whatif_runs import scenario
-
-    return scenario(out, quick)
-
-
-SCENARIOS = {"slow-consumer": slow_consumer, "threads-vs-reactor": threads_vs_reactor,
-             "what-if": what_if}  # fmt: skip

@@ -19,6 +19,7 @@ does), or draw (visualizer/plots.py).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from loadgen.run import Summary
 from visualizer import stats
@@ -60,7 +61,7 @@ def compare_runs(runs: dict[str, tuple[Trace, Summary]]) -> str:
         "  ".join(
             c.ljust(w) if i in (0, 4) else c.rjust(w)
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )  # fmt: skip
+        )
         for r in rows
     )
 
@@ -78,13 +79,15 @@ def pick_task(trace: Trace, cmd: str = "send") -> int:
     """A typical `cmd` task: of those the trace holds whole (queued, started,
     ended), the middle half by time queued, the one with the median time from
     queued to end. Raises ValueError when the trace has none."""
-    runs = sorted((r for r in trace.tasks.values() if r.cmd == cmd and None not in
-                   (r.queued, r.start, r.end)), key=lambda r: r.queued)  # fmt: skip
-    if not runs:
+    whole = [(queued, end - queued, r.task) for r in trace.tasks.values()
+             if r.cmd == cmd and (queued := r.queued) is not None and r.start is not None
+             and (end := r.end) is not None]  # fmt: skip
+    if not whole:
         raise ValueError(f"no whole /{cmd} task in {trace.path}")
-    middle = sorted(runs[len(runs) // 4 : len(runs) - len(runs) // 4],
-                    key=lambda r: (r.end - r.queued, r.task))  # fmt: skip
-    return middle[len(middle) // 2].task
+    whole.sort(key=lambda w: w[0])  # by time queued
+    quarter = len(whole) // 4
+    middle = sorted(whole[quarter : len(whole) - quarter], key=lambda w: (w[1], w[2]))
+    return middle[len(middle) // 2][2]
 
 
 def _who(thread: str | None) -> str:
@@ -97,23 +100,23 @@ def _task_steps(trace: Trace, task: int) -> list[Step]:
     if r.queued is not None:
         steps.append(Step(r.queued, _who(r.queued_by), f"queues /{r.cmd} (task {task})"))
     if r.start is not None:
-        waited = f" after {(r.start - r.queued) / US:.0f} µs in the queue" if r.queued else ""
-        steps.append(Step(r.start, who, f"starts /{r.cmd}{waited}"))
+        queue = f" after {(r.start - r.queued) / US:.0f} µs in the queue" if r.queued else ""
+        steps.append(Step(r.start, who, f"starts /{r.cmd}{queue}"))
     for s in (s for s in trace.locks if s.task == task):
         if s.acquired is None:
             steps.append(Step(s.wait, _who(s.thread), f"waits for {s.lock}, and gives up"))
             continue
         if s.contended:
+            waited = (s.acquired - s.wait) / US
             steps.append(Step(s.wait, _who(s.thread), f"waits for {s.lock}"))
-            steps.append(Step(s.acquired, _who(s.thread),
-                              f"gets {s.lock} after {s.waited / US:.0f} µs"))  # fmt: skip
+            steps.append(Step(s.acquired, _who(s.thread), f"gets {s.lock} after {waited:.0f} µs"))
         else:
             steps.append(Step(s.acquired, _who(s.thread), f"takes {s.lock} (free)"))
         if s.released is not None:
-            steps.append(Step(s.released, _who(s.thread),
-                              f"releases {s.lock}, held {s.held / US:.0f} µs"))  # fmt: skip
+            held = (s.released - s.acquired) / US
+            steps.append(Step(s.released, _who(s.thread), f"releases {s.lock}, held {held:.0f} µs"))
     if r.end is not None:
-        ran = f" (ran {r.run_time / US:.0f} µs)" if r.start is not None else ""
+        ran = f" (ran {(r.end - r.start) / US:.0f} µs)" if r.start is not None else ""
         steps.append(Step(r.end, who, f"ends /{r.cmd}{ran}"))
     return steps
 
@@ -125,10 +128,10 @@ def task_story(trace: Trace, task: int) -> list[Step]:
     reactor's first write to the connection after them (the reply)."""
     r = trace.tasks[task]
     steps, after = _task_steps(trace, task), r.end or 0
-    commits = [c for c in trace.tasks.values() if c.cmd == "commit" and c.conn == r.conn
-               and c.queued_by == r.thread and (c.queued or -1) >= after]  # fmt: skip
+    commits = [(queued, c) for c in trace.tasks.values() if c.cmd == "commit" and c.conn == r.conn
+               and c.queued_by == r.thread and (queued := c.queued or -1) >= after]  # fmt: skip
     if r.cmd != "commit" and commits:
-        commit = min(commits, key=lambda c: c.queued)
+        commit = min(commits, key=lambda qc: qc[0])[1]  # the first queued
         steps += _task_steps(trace, commit.task)
         after = max(after, commit.end or 0)
     io = sorted(e for e in trace.io if e[2] == r.conn)
@@ -166,7 +169,8 @@ class DeadlockMoments:
     reported: int  # the watchdog's `deadlock` event
     broken: int | None  # the first of those waits ended (gave up), if the trace shows it
     cycle: tuple[str, ...]  # the threads, as the watchdog named them
-    chain: tuple[dict, ...]  # per thread of the cycle: thread, cmd, waits_for, held_by, seconds
+    # per thread of the cycle: thread, cmd, waits_for, held_by, seconds
+    chain: tuple[dict[str, Any], ...]
 
 
 def deadlock_moments(trace: Trace) -> DeadlockMoments | None:
@@ -181,9 +185,10 @@ def deadlock_moments(trace: Trace) -> DeadlockMoments | None:
     waits = [max((s for s in trace.locks if s.thread == c.get("thread") and s.lock ==
                   c.get("waits_for") and s.wait <= ts < (s.acquired or ts + 1)),
                  key=lambda s: s.wait, default=None) for c in chain]  # fmt: skip
-    if chain and None not in waits:
-        ends = [s.acquired if s.acquired is not None else s.timeout for s in waits]
-        formed = max(s.wait for s in waits)
+    found = [s for s in waits if s is not None]
+    if chain and len(found) == len(waits):
+        ends = [s.acquired if s.acquired is not None else s.timeout for s in found]
+        formed = max(s.wait for s in found)
         broken = min((e for e in ends if e is not None), default=None)
     else:
         formed = ts - round(min((c.get("seconds", 0) for c in chain), default=0) * 1e9)

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 from matplotlib.axes import Axes
 
-from visualizer.load import Trace
+from visualizer.load import LockSpan, Trace
 from visualizer.stats import aligned
 
 NS = 1e9
@@ -41,7 +43,8 @@ GROUP = "group:*"
 #: leave no trace). The first key of a block is held for all of it; the others
 #: for all of it too, except `commit`'s `storage` then `sessions` and `login`'s
 #: `sessions, storage`, which are nested inside `delivery` and held for part.
-HOLDS: dict[str, tuple[tuple[str, ...], ...]] = {
+Holds = Mapping[str, tuple[tuple[str, ...], ...]]  # command -> its hold blocks' lock keys
+HOLDS: Holds = {
     "send": (("storage",),),
     "sendgroup": ((GROUP, "storage"),),
     "history": (("storage",),),
@@ -123,7 +126,9 @@ class LockLoad:
         return mg1_wait(self.rate, self.mean_hold, self.hold_m2)
 
 
-def _load(name: str, holds: list[int], seconds: float, locks: int, waits=None) -> LockLoad:
+def _load(
+    name: str, holds: list[int], seconds: float, locks: int, waits: list[int] | None = None
+) -> LockLoad:
     n = len(holds)
     mean = sum(holds) / n / NS if n else 0.0
     m2 = sum(h * h for h in holds) / n / NS**2 if n else 0.0
@@ -162,21 +167,21 @@ def handoff_gaps(trace: Trace, window: tuple[int, int]) -> dict[str, tuple[int, 
     acquisition — time the lock sat free while a thread waited for it (the
     waiter being woken and getting the GIL back). Seconds."""
     t0, t1 = window
-    spans: dict[str, list] = defaultdict(list)
+    spans: dict[str, list[tuple[int, int, LockSpan]]] = defaultdict(list)  # acquired, released
     for s in trace.locks:
         if s.acquired is not None and s.released is not None:
-            spans[s.lock].append(s)
+            spans[s.lock].append((s.acquired, s.released, s))
     gaps: dict[str, list[int]] = defaultdict(list)
     for lock, used in spans.items():
-        used.sort(key=lambda s: s.acquired)
-        for before, s in zip(used, used[1:], strict=False):
+        used.sort(key=lambda u: u[0])
+        for (_, released, _before), (acquired, _, s) in pairwise(used):
             if s.contended and t0 <= s.wait < t1:
-                gaps[GROUP if s.cls == "group" else lock].append(s.acquired - before.released)
+                gaps[GROUP if s.cls == "group" else lock].append(acquired - released)
     return {k: (len(v), sum(v) / len(v) / NS) for k, v in sorted(gaps.items())}
 
 
 def split_global(
-    trace: Trace, window: tuple[int, int], groups: int = 1, holds=HOLDS
+    trace: Trace, window: tuple[int, int], groups: int = 1, holds: Holds = HOLDS
 ) -> tuple[dict[str, LockLoad], dict[str, int]]:
     """What-if `fine`: deal each acquisition of `global` in `window` to the
     fine locks its hold block would take (`holds`: command -> blocks, the
@@ -185,25 +190,25 @@ def split_global(
     group locks. Returns the predicted loads (no waits) and the count of
     acquisitions by commands `holds` does not know (left out)."""
     t0, t1 = window
-    by_task: dict[int, list] = defaultdict(list)
+    by_task: dict[int, list[tuple[int, LockSpan]]] = defaultdict(list)  # (acquired, span)
     for s in trace.locks:
         if s.acquired is not None:
-            by_task[s.task].append(s)
+            by_task[s.task].append((s.acquired, s))
     dealt: dict[str, list[int]] = defaultdict(list)
     unknown: Counter[str] = Counter()
     for task, spans in by_task.items():
         run = trace.tasks.get(task)
         cmd = run.cmd if run else "?"
         blocks = holds.get(cmd)
-        spans.sort(key=lambda s: s.acquired)
-        for i, s in enumerate(spans):
+        spans.sort(key=lambda u: u[0])
+        for i, (acquired, s) in enumerate(spans):
             if not t0 <= s.wait < t1 or s.released is None:
                 continue
             if not blocks:
                 unknown[cmd] += 1
                 continue
             for key in blocks[min(i, len(blocks) - 1)]:
-                dealt[key].append(s.released - s.acquired)
+                dealt[key].append(s.released - acquired)
     seconds = (t1 - t0) / NS
     loads = {k: _load(k, dealt[k], seconds, groups if k == GROUP else 1) for k in sorted(dealt)}
     return loads, dict(unknown)
@@ -241,7 +246,9 @@ class Row:
         return self.measured.mg1()
 
 
-def compare(run: str, model: str, predicted: dict[str, LockLoad], measured) -> list[Row]:
+def compare(
+    run: str, model: str, predicted: dict[str, LockLoad], measured: dict[str, LockLoad]
+) -> list[Row]:
     """Rows for the locks both in `predicted` (loads whose M/G/1 wait is the
     prediction) and in `measured`, busiest predicted first."""
     names = sorted(set(predicted) & set(measured), key=lambda n: -predicted[n].rho)
@@ -251,7 +258,9 @@ def compare(run: str, model: str, predicted: dict[str, LockLoad], measured) -> l
     ]
 
 
-def workers_row(run: str, base: LockLoad, base_workers: int, workers: int, measured) -> Row:
+def workers_row(
+    run: str, base: LockLoad, base_workers: int, workers: int, measured: LockLoad
+) -> Row:
     """The MVA prediction for `base` (measured with `base_workers`) run with
     `workers` threads: same holds and think time per acquisition."""
     wait, rate = mva(workers, base.mean_hold, think_time(base, base_workers))
@@ -277,7 +286,7 @@ def what_if_rows(
     return rows
 
 
-def check_holds(trace: Trace, holds=HOLDS) -> dict[str, list[str]]:
+def check_holds(trace: Trace, holds: Holds = HOLDS) -> dict[str, list[str]]:
     """Check `holds` against a `fine` trace: per command, the locks its tasks
     took that its blocks do not name (empty when the table is right)."""
     named = {cmd: {k for block in blocks for k in block} for cmd, blocks in holds.items()}

@@ -21,9 +21,9 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from classroom.demos_io import save_chart
+from classroom.charts import save_chart
 from classroom.live import LiveServer, fresh_paths, stop_cleanly
-from classroom.scenario import RunResult
+from classroom.result import RunResult
 from classroom.whatif import (
     LockLoad,
     Row,

@@ -29,10 +29,11 @@ def _window(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `chat-viz` parser: one subcommand per verb, each with its trace files."""
     p = argparse.ArgumentParser(prog="chat-viz", description="Pictures of a reactor-chat trace.")
     sub = p.add_subparsers(dest="verb", required=True)
 
-    def trace_arg(sp, name="trace"):
+    def trace_arg(sp: argparse.ArgumentParser, name: str = "trace") -> None:
         sp.add_argument(name, help="trace file written by chat-server --trace")
 
     r = sub.add_parser("report", help="every picture, the numbers, and an index.html")
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the verb `argv` names; return the exit code: 0, or 1 (with a
+    message on stderr) for a bad trace or a file that cannot be read or
+    written. argparse exits with 2 on a bad command line."""
     args = build_parser().parse_args(argv)
     try:
         return _run(args)

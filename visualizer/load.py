@@ -25,6 +25,8 @@ class TraceError(ValueError):
 
 @dataclass(frozen=True)
 class Header:
+    """The trace's first line: format version, clock, and the server's settings."""
+
     version: int
     clock: str
     start_unix: float
@@ -49,20 +51,24 @@ class LockSpan:
 
     @property
     def cls(self) -> str:
+        """The lock's class: its name up to the first colon (`group:os2` -> `group`)."""
         return self.lock.partition(":")[0]
 
     @property
     def waited(self) -> int | None:
+        """ns from asking for the lock to getting it (None: never got it)."""
         return None if self.acquired is None else self.acquired - self.wait
 
     @property
     def held(self) -> int | None:
+        """ns from getting the lock to releasing it (None: not both in the trace)."""
         if self.acquired is None or self.released is None:
             return None
         return self.released - self.acquired
 
     @property
     def contended(self) -> bool:
+        """Whether the thread had to wait: it did not get the lock the instant it asked."""
         return self.acquired != self.wait
 
 
@@ -83,12 +89,14 @@ class TaskRun:
 
     @property
     def queue_delay(self) -> int | None:
+        """ns from being queued to starting (None: either is missing)."""
         if self.queued is None or self.start is None:
             return None
         return self.start - self.queued
 
     @property
     def run_time(self) -> int | None:
+        """ns from starting to ending (None: either is missing)."""
         if self.start is None or self.end is None:
             return None
         return self.end - self.start
@@ -96,6 +104,8 @@ class TaskRun:
 
 @dataclass(slots=True)
 class ThreadLife:
+    """When one thread was first and last seen in the trace."""
+
     tid: int
     name: str
     first: int  # thread_start, or its first event
@@ -104,6 +114,8 @@ class ThreadLife:
 
 @dataclass
 class Trace:
+    """Everything read from one trace file."""
+
     header: Header
     path: str
     locks: list[LockSpan] = field(default_factory=list)  # sorted by wait
@@ -121,12 +133,13 @@ class Trace:
 
     @property
     def lock_names(self) -> list[str]:
+        """Every lock used in the trace, by name."""
         return sorted({s.lock for s in self.locks})
 
     def thread_order(self) -> list[str]:
         """Threads as a person expects them: the reactor, then workers by number."""
 
-        def key(name: str):
+        def key(name: str) -> tuple[int, int, str]:
             if name == "MainThread":
                 return (0, 0, name)
             head, _, num = name.rpartition("-")
@@ -179,14 +192,23 @@ def load_trace(path: str | Path, skip_bad: bool = False) -> Trace:
     return reader.finish()
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A lock use whose release (or timeout) has not been read yet."""
+
+    wait: int
+    task: int
+    acquired: int | None = None
+
+
 class _Reader:
     """Pairs events into records as they stream by."""
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
-        # (thread, lock) -> stack of [wait, task, acquired]: a stack, because a
-        # thread may wait for a lock it holds (recursion) and give up.
-        self._pending: dict[tuple[str, str], list[list]] = {}
+        # (thread, lock) -> stack of pending uses: a stack, because a thread
+        # may wait for a lock it holds (recursion) and give up.
+        self._pending: dict[tuple[str, str], list[_Pending]] = {}
 
     def feed(self, e: dict[str, Any]) -> None:
         ts, thread, ev = e["ts"], e["thread"], e["ev"]
@@ -202,25 +224,25 @@ class _Reader:
             life = trace.threads[thread] = ThreadLife(e.get("tid", 0), thread, ts, ts)
         life.first, life.last = min(life.first, ts), max(life.last, ts)
         if ev == "lock_wait":
-            self._pending.setdefault((thread, e["lock"]), []).append([ts, e["task"], None])
+            self._pending.setdefault((thread, e["lock"]), []).append(_Pending(ts, e["task"]))
         elif ev == "lock_acquired":
             stack = self._pending.setdefault((thread, e["lock"]), [])
-            if not stack or stack[-1][2] is not None:  # cut mid-wait: count it free
-                stack.append([ts, e["task"], None])
-            stack[-1][2] = ts
+            if not stack or stack[-1].acquired is not None:  # cut mid-wait: count it free
+                stack.append(_Pending(ts, e["task"]))
+            stack[-1].acquired = ts
         elif ev == "lock_released" or ev == "lock_timeout":
-            stack = self._pending.get((thread, e["lock"]))
+            uses = self._pending.get((thread, e["lock"]), [])
             want_held = ev == "lock_released"
-            match = [i for i, q in enumerate(stack or ()) if (q[2] is not None) == want_held]
+            match = [i for i, q in enumerate(uses) if (q.acquired is not None) == want_held]
             if not match:
                 raise ValueError(f"{ev} of {e['lock']} with no matching lock_wait on {thread}")
-            p = stack.pop(match[-1])
-            if not stack:
+            p = uses.pop(match[-1])
+            if not uses:
                 del self._pending[thread, e["lock"]]
             if ev == "lock_released":
-                span = LockSpan(thread, e["lock"], p[1], p[0], p[2], ts)
+                span = LockSpan(thread, e["lock"], p.task, p.wait, p.acquired, ts)
             else:
-                span = LockSpan(thread, e["lock"], p[1], p[0], None, None, ts)
+                span = LockSpan(thread, e["lock"], p.task, p.wait, None, None, ts)
             trace.locks.append(span)
         elif ev in ("task_queued", "task_start", "task_end"):
             run = trace.tasks.get(e["task"])
@@ -239,7 +261,7 @@ class _Reader:
 
     def finish(self) -> Trace:
         for (thread, lock), stack in self._pending.items():
-            for wait, task, acquired in stack:
-                self.trace.locks.append(LockSpan(thread, lock, task, wait, acquired, None))
+            for p in stack:
+                self.trace.locks.append(LockSpan(thread, lock, p.task, p.wait, p.acquired, None))
         self.trace.locks.sort(key=lambda s: s.wait)
         return self.trace

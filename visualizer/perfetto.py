@@ -50,6 +50,13 @@ _COUNTER, _SLICE, _FLOW_START, _FLOW_END, _INSTANT = range(5)
 _Keyed = tuple[tuple[int, int, int], dict[str, Any]]  # ((ts ns, rank, -dur ns), event)
 
 
+class _Hold(NamedTuple):
+    """A lock use that got its lock, with the acquisition time unwrapped."""
+
+    acquired: int
+    span: LockSpan
+
+
 def _us(ns: int) -> float:
     """Trace nanoseconds to the format's microseconds (exact to the ns)."""
     return ns / 1000
@@ -87,8 +94,8 @@ def iter_events(trace: Trace) -> Iterator[dict[str, Any]]:
     yield from _metadata(trace, tids)
     last = {name: life.last for name, life in trace.threads.items()}
     holds = sorted(
-        (s for s in trace.locks if s.acquired is not None),
-        key=lambda s: (s.acquired, s.lock),
+        (_Hold(s.acquired, s) for s in trace.locks if s.acquired is not None),
+        key=lambda h: (h.acquired, h.span.lock),
     )
     task_flows = _task_flows(trace, tids)
     lock_flows = _lock_flows(holds, tids, first_id=len(task_flows) + 1)
@@ -125,7 +132,7 @@ def _metadata(trace: Trace, tids: dict[str, int]) -> Iterator[dict[str, Any]]:
         }
 
 
-def _slice(name: str, cat: str, tid: int, start: int, end: int, args: dict) -> _Keyed:
+def _slice(name: str, cat: str, tid: int, start: int, end: int, args: dict[str, Any]) -> _Keyed:
     event = {
         "name": name,
         "cat": cat,
@@ -140,28 +147,29 @@ def _slice(name: str, cat: str, tid: int, start: int, end: int, args: dict) -> _
 
 
 def _task_slices(trace: Trace, tids: dict[str, int], last: dict[str, int]) -> Iterator[_Keyed]:
-    runs = [r for r in trace.tasks.values() if r.start is not None and r.thread in tids]
     keyed = []
-    for r in runs:
-        end = r.end if r.end is not None else last[r.thread]
-        keyed.append((r.start, r.start - end, r.task, r, end))
+    for r in trace.tasks.values():
+        thread = r.thread
+        if r.start is None or thread is None or thread not in tids:
+            continue
+        end = r.end if r.end is not None else last[thread]
+        keyed.append((r.start, r.start - end, r.task, r, end, tids[thread]))
     keyed.sort(key=itemgetter(0, 1, 2))
-    for start, _neg, _task, r, end in keyed:
+    for start, _neg, _task, r, end, tid in keyed:
         delay = r.queue_delay
         args = {
             "task": r.task,
             "conn": r.conn,
             "queue_delay_us": None if delay is None else _us(delay),
         }
-        yield _slice(r.cmd, "task", tids[r.thread], start, end, args)
+        yield _slice(r.cmd, "task", tid, start, end, args)
 
 
-def _queuer(run: TaskRun) -> str:
-    """The thread that queued `run`. TaskRun does not record it: the reactor
-    queues commands, and a worker queues its own commits (docs/trace.md)."""
-    queued_by = getattr(run, "queued_by", None)
-    if queued_by is not None:
-        return queued_by
+def _queuer(run: TaskRun) -> str | None:
+    """The thread that queued `run`: as recorded, else as the server does it
+    (the reactor queues commands, a worker its own commits: docs/trace.md)."""
+    if run.queued_by is not None:
+        return run.queued_by
     return run.thread if run.cmd == "commit" else "MainThread"
 
 
@@ -169,8 +177,9 @@ def _queued_runs(trace: Trace, tids: dict[str, int]) -> list[tuple[int, int, Tas
     """(queued ts, task, run, queuing tid) for tasks queued on a known thread."""
     out = []
     for r in trace.tasks.values():
-        if r.queued is not None and _queuer(r) in tids:
-            out.append((r.queued, r.task, r, tids[_queuer(r)]))
+        by = _queuer(r)
+        if r.queued is not None and by is not None and by in tids:
+            out.append((r.queued, r.task, r, tids[by]))
     out.sort(key=itemgetter(0, 1))
     return out
 
@@ -184,8 +193,7 @@ def _wait_end(s: LockSpan, last: dict[str, int]) -> int:
     """When the wait of `s` ended: acquired, gave up, or the thread's end."""
     if s.acquired is not None:
         return s.acquired
-    timeout = getattr(s, "timeout", None)  # LockSpan.timeout is new: tolerate its absence
-    return timeout if timeout is not None else last[s.thread]
+    return s.timeout if s.timeout is not None else last[s.thread]
 
 
 def _wait_slices(trace: Trace, tids: dict[str, int], last: dict[str, int]) -> Iterator[_Keyed]:
@@ -198,14 +206,14 @@ def _wait_slices(trace: Trace, tids: dict[str, int], last: dict[str, int]) -> It
 
 
 def _hold_slices(
-    holds: list[LockSpan], tids: dict[str, int], last: dict[str, int]
+    holds: list[_Hold], tids: dict[str, int], last: dict[str, int]
 ) -> Iterator[_Keyed]:
     def end(s: LockSpan) -> int:
         return s.released if s.released is not None else last[s.thread]
 
-    for s in sorted(holds, key=lambda s: (s.acquired, s.acquired - end(s))):
+    for acquired, s in sorted(holds, key=lambda h: (h.acquired, h.acquired - end(h.span))):
         args = {"task": s.task, "contended": s.contended}
-        yield _slice(s.lock, "lock_hold", tids[s.thread], s.acquired, end(s), args)
+        yield _slice(s.lock, "lock_hold", tids[s.thread], acquired, end(s), args)
 
 
 class _Flow(NamedTuple):
@@ -229,21 +237,21 @@ def _task_flows(trace: Trace, tids: dict[str, int]) -> list[_Flow]:
     return flows
 
 
-def _lock_flows(holds: list[LockSpan], tids: dict[str, int], first_id: int) -> list[_Flow]:
+def _lock_flows(holds: list[_Hold], tids: dict[str, int], first_id: int) -> list[_Flow]:
     """A lock's release -> its acquisition by the next holder, when that one
     was waiting for this release; numbered from `first_id`."""
     flows: list[_Flow] = []
     previous: dict[str, LockSpan] = {}
-    for s in holds:  # by acquisition: holds of one lock never overlap
+    for acquired, s in holds:  # by acquisition: holds of one lock never overlap
         before = previous.get(s.lock)
         previous[s.lock] = s
         if before is None or before.released is None or not s.contended:
             continue
-        if not s.wait <= before.released <= s.acquired:
+        if not s.wait <= before.released <= acquired:
             continue  # it waited for a holder the trace does not show (sampling)
         flow_id, frm, to = first_id + len(flows), tids[before.thread], tids[s.thread]
         flows.append(_Flow(flow_id, f"handoff {s.lock}", "lock", before.released, frm,
-                           s.acquired, to, before.task))  # fmt: skip
+                           acquired, to, before.task))  # fmt: skip
     return flows
 
 

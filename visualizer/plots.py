@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from typing import NamedTuple
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from visualizer import stats
-from visualizer.load import Trace
+from visualizer.load import LockSpan, Trace
 
 _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
@@ -44,15 +46,15 @@ def timeline(ax: Axes, trace: Trace, window: tuple[int, int] | None = None) -> A
     threads = trace.thread_order()
     lane = {name: i for i, name in enumerate(threads)}
     style = lock_style(trace)
-    bars: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    bars: dict[_Bars, list[tuple[float, float]]] = defaultdict(list)
 
-    def bar(key: tuple, a: int, b: int) -> None:
+    def bar(key: _Bars, a: int, b: int) -> None:
         if b >= start and a <= end:
             bars[key].append((a / MS, max(b - a, 1) / MS))
 
     for run in trace.tasks.values():
         if run.thread in lane and run.start is not None and run.end is not None:
-            bar(("task", lane[run.thread]), run.start, run.end)
+            bar(_Bars("task", lane[run.thread]), run.start, run.end)
     contended_holds = _holds_with_waiters(trace)
     for s in trace.locks:
         if s.thread not in lane:
@@ -60,34 +62,37 @@ def timeline(ax: Axes, trace: Trace, window: tuple[int, int] | None = None) -> A
         y, last = lane[s.thread], trace.threads[s.thread].last
         stop = s.acquired if s.acquired is not None else (s.timeout or last)
         if stop > s.wait:
-            bar(("wait", y, s.cls), s.wait, stop)
+            bar(_Bars("wait", y, s.cls), s.wait, stop)
         if s.acquired is not None:
             rel = s.released if s.released is not None else last
-            bar(("hold", y, s.cls, id(s) in contended_holds), s.acquired, rel)
+            bar(_Bars("hold", y, s.cls, id(s) in contended_holds), s.acquired, rel)
     queued = [
-        r.queued / MS
+        q / MS
         for r in trace.tasks.values()
-        if r.queued_by == "MainThread" and start <= r.queued <= end
+        if r.queued_by == "MainThread" and (q := r.queued) is not None and start <= q <= end
     ]
     if queued and "MainThread" in lane:
         ax.plot(queued, [lane["MainThread"]] * len(queued), "|", color="black", markersize=12)
     ax.set_autoscale_on(False)
     for key, ranges in bars.items():
-        if key[0] == "task":
-            ax.broken_barh(ranges, (key[1] - 0.45, 0.9), color="#dddddd", zorder=1)
-        elif key[0] == "wait":
-            color = style[key[2]][0]
-            ax.broken_barh(ranges, (key[1] - 0.3, 0.6), facecolor="white", edgecolor=color,
+        if key.kind == "task":
+            ax.broken_barh(ranges, (key.lane - 0.45, 0.9), color="#dddddd", zorder=1)
+        elif key.kind == "wait":
+            color = style[key.cls][0]
+            ax.broken_barh(ranges, (key.lane - 0.3, 0.6), facecolor="white", edgecolor=color,
                            hatch="////", zorder=2)  # fmt: skip
         else:
-            color, hatch = style[key[2]]
-            ax.broken_barh(ranges, (key[1] - 0.3, 0.6), facecolor=color, hatch=hatch,
-                           edgecolor="black", linewidth=1.5 if key[3] else 0, zorder=3)  # fmt: skip
+            color, hatch = style[key.cls]
+            ax.broken_barh(ranges, (key.lane - 0.3, 0.6), facecolor=color, hatch=hatch,
+                           edgecolor="black", linewidth=1.5 if key.contended else 0,
+                           zorder=3)  # fmt: skip
     ax.set_yticks(range(len(threads)), [("reactor" if t == "MainThread" else t) for t in threads])
     ax.set_ylim(len(threads) - 0.5, -0.5)
     ax.set_xlim(start / MS, max(end, start + 1) / MS)
     ax.set_xlabel("time since trace start (ms)")
-    handles = [Patch(facecolor=c, hatch=h, label=cls) for cls, (c, h) in style.items()]
+    handles: list[Artist] = [
+        Patch(facecolor=c, hatch=h, label=cls) for cls, (c, h) in style.items()
+    ]
     handles += [Patch(facecolor="white", edgecolor="black", hatch="////", label="waiting"),
                 Patch(facecolor="#dddddd", label="running a command"),
                 Patch(facecolor="white", edgecolor="black", linewidth=1.5,
@@ -99,6 +104,15 @@ def timeline(ax: Axes, trace: Trace, window: tuple[int, int] | None = None) -> A
     what = "" if (start, end) == (0, trace.end) else f", {start / MS:.1f}-{end / MS:.1f} ms"
     ax.set_title(f"Who did what, when ({trace.header.locking} locking{what})")
     return ax
+
+
+class _Bars(NamedTuple):
+    """One collection of a timeline: a kind of bar on one lane."""
+
+    kind: str  # "task", "wait" or "hold"
+    lane: int
+    cls: str = ""  # the lock class of a wait or a hold
+    contended: bool = False  # a hold while another thread waited
 
 
 #: A timeline shows at most this many lock uses before it zooms in by itself.
@@ -124,20 +138,20 @@ def _holds_with_waiters(trace: Trace) -> set[int]:
     """ids of spans whose hold overlaps another thread's wait for that lock:
     the hold under way when a wait began, and every hold that began while
     it lasted (binary search over each lock's holds, no quadratic pass)."""
-    by_lock: dict[str, list] = {}
+    by_lock: dict[str, list[tuple[int, LockSpan]]] = {}  # (acquired, span)
     for s in trace.locks:
         if s.acquired is not None:
-            by_lock.setdefault(s.lock, []).append(s)
+            by_lock.setdefault(s.lock, []).append((s.acquired, s))
     out: set[int] = set()
-    for spans in by_lock.values():
-        spans.sort(key=lambda s: s.acquired)
-        starts = [s.acquired for s in spans]
-        for w in spans:
-            if w.acquired == w.wait:
+    for uses in by_lock.values():
+        uses.sort(key=lambda u: u[0])
+        starts = [a for a, _ in uses]
+        for acquired, w in uses:
+            if acquired == w.wait:
                 continue
             first = max(0, bisect.bisect_right(starts, w.wait) - 1)
-            last = bisect.bisect_left(starts, w.acquired)
-            out.update(id(h) for h in spans[first:last] if h is not w)
+            last = bisect.bisect_left(starts, acquired)
+            out.update(id(h) for _, h in uses[first:last] if h is not w)
     return out
 
 
@@ -199,7 +213,7 @@ def blame_chart(ax: Axes, trace: Trace, n: int = 10) -> Axes:
         ax.barh(y, b.queue_delay / 1000, left=left, color="#bbbbbb", hatch="..")
         left += b.queue_delay / 1000
         for lock, waited, _holder, holder_cmd in b.waits:
-            color, hatch = style[lock.partition(":")[0]]
+            color = style[lock.partition(":")[0]][0]
             ax.barh(y, waited / 1000, left=left, color="white", edgecolor=color, hatch="////")
             if holder_cmd and waited / 1000 > 0:
                 ax.text(left, y, f" {lock} held by /{holder_cmd}", va="center", fontsize=7)

@@ -2,7 +2,7 @@
 the numbers behind them, and an index.html that shows it all.
 
 Owns: file names, figure sizes, captions and the HTML page. Must not:
-compute statistics or draw (visualizer/stats.py, plots.py, graphs.py do).
+compute statistics or draw (visualizer/stats.py, plots.py, graphdraw.py do).
 Uses `matplotlib.figure.Figure` directly, never pyplot, so it needs no
 display and no global state.
 """
@@ -13,10 +13,11 @@ import csv
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
-from visualizer import graphs, plots, stats
+from visualizer import graphdraw, plots, stats
 from visualizer.load import Trace
 
 MS = 1_000_000
@@ -98,7 +99,7 @@ def write_report(
         writer.writerows(stats.lockstat_records(rows))
 
     fig = Figure(figsize=(7, 5.5))
-    graphs.draw_lock_order(fig.add_subplot(), trace)
+    graphdraw.draw_lock_order(fig.add_subplot(), trace)
     add(
         fig,
         "lock_order.png",
@@ -108,7 +109,7 @@ def write_report(
     )
 
     fig = Figure(figsize=(7, 5.5))
-    graphs.draw_wait_for(fig.add_subplot(), trace, at)
+    graphdraw.draw_wait_for(fig.add_subplot(), trace, at)
     add(
         fig,
         "wait_for.png",
@@ -139,7 +140,7 @@ def write_report(
     return _write_index(out, title, summary, pictures, stats.lockstat_text(rows))
 
 
-def summarize(trace: Trace) -> dict:
+def summarize(trace: Trace) -> dict[str, Any]:
     """A few headline numbers of a trace."""
     done = [r for r in trace.tasks.values() if r.end is not None]
     seconds = max(trace.end, 1) / 1e9
@@ -194,7 +195,9 @@ def write_compare(a: Trace, b: Trace, out: str | Path) -> Path:
     return _write_index(out, f"{name[0]} vs {name[1]}", summaries, pictures, tables)
 
 
-def _write_index(out: Path, title: str, summary: dict, pictures, table: str) -> Path:
+def _write_index(
+    out: Path, title: str, summary: dict[str, Any], pictures: list[tuple[str, str]], table: str
+) -> Path:
     esc = html.escape
     figures = "\n".join(
         f'<figure><img src="{esc(src)}" alt="{esc(cap)}">'

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from visualizer.load import LockSpan, TaskRun, Trace
@@ -43,17 +44,17 @@ class LockRow:
 
     @property
     def contended_pct(self) -> float:
+        """The share of acquisitions that had to wait, in percent."""
         return 100.0 * self.contended / self.acquisitions if self.acquisitions else 0.0
 
 
 def _row(name: str, is_class: bool, spans: list[LockSpan]) -> LockRow:
-    got = [s for s in spans if s.acquired is not None]
-    waits = [s.acquired - s.wait for s in got]
-    holds = [s.released - s.acquired for s in got if s.released is not None]
+    waits = [w for s in spans if (w := s.waited) is not None]
+    holds = [h for s in spans if (h := s.held) is not None]
     return LockRow(
-        name, is_class, len(got), sum(1 for s in got if s.acquired != s.wait),
+        name, is_class, len(waits), sum(1 for w in waits if w != 0),
         sum(waits), max(waits, default=0), percentile(waits, 50), percentile(waits, 99),
-        sum(holds), max(holds, default=0), len(spans) - len(got),
+        sum(holds), max(holds, default=0), len(spans) - len(waits),
     )  # fmt: skip
 
 
@@ -75,7 +76,7 @@ LOCKSTAT_COLUMNS = (
 )  # fmt: skip
 
 
-def lockstat_records(rows: list[LockRow]) -> list[tuple]:
+def lockstat_records(rows: list[LockRow]) -> list[tuple[str | int | float, ...]]:
     """Rows as tuples of LOCKSTAT_COLUMNS (µs, rounded to 0.1)."""
 
     def us(ns: int) -> float:
@@ -95,7 +96,7 @@ def lockstat_records(rows: list[LockRow]) -> list[tuple]:
             us(r.hold_total),
             us(r.hold_max),
             r.timeouts,
-        )  # fmt: skip
+        )
         for r in rows
     ]
 
@@ -106,7 +107,7 @@ def lockstat_text(rows: list[LockRow]) -> str:
     return aligned(table, left=2)
 
 
-def aligned(table: list[tuple[str, ...]], left: int) -> str:
+def aligned(table: Sequence[Sequence[str]], left: int) -> str:
     """Rows of strings as text columns: the first `left` columns flush left,
     the others (numbers) flush right."""
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -121,6 +122,8 @@ def aligned(table: list[tuple[str, ...]], left: int) -> str:
 
 @dataclass(frozen=True)
 class ThreadTime:
+    """How one thread spent its life, in ns."""
+
     name: str
     lifetime: int
     busy: int  # in tasks, not waiting for a lock
@@ -152,12 +155,12 @@ def thread_times(trace: Trace) -> list[ThreadTime]:
                 task_time - min(waiting[name], task_time),
                 min(waiting[name], task_time),
                 lifetime - task_time,
-            )  # fmt: skip
+            )
         )
     return out
 
 
-def task_table(trace: Trace) -> dict[str, dict[str, float]]:
+def task_table(trace: Trace) -> dict[str, dict[str, int]]:
     """Per command: count, queue delay and run time p50/p99 (ns)."""
     by_cmd: dict[str, list[TaskRun]] = defaultdict(list)
     for run in trace.tasks.values():
@@ -176,6 +179,8 @@ def task_table(trace: Trace) -> dict[str, dict[str, float]]:
 
 @dataclass(frozen=True)
 class OrderEdge:
+    """Lock class `after` was taken while `before` was held, `count` times."""
+
     before: str  # lock class held
     after: str  # lock class then acquired
     count: int
@@ -184,18 +189,18 @@ class OrderEdge:
 
 def order_edges(trace: Trace) -> list[OrderEdge]:
     """Edges A -> B (classes) each time a thread acquired B while holding A."""
-    per_thread: dict[str, list[LockSpan]] = defaultdict(list)
+    per_thread: dict[str, list[tuple[int, LockSpan]]] = defaultdict(list)  # (acquired, span)
     for s in trace.locks:
         if s.acquired is not None:
-            per_thread[s.thread].append(s)
+            per_thread[s.thread].append((s.acquired, s))
     counts: dict[tuple[str, str], int] = defaultdict(int)
     cmds: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for spans in per_thread.values():
+    for uses in per_thread.values():
         # Taken at the same ns: the one released later was taken first.
-        spans.sort(key=lambda s: (s.acquired, -(s.released if s.released is not None else 1 << 62)))
+        uses.sort(key=lambda u: (u[0], -(u[1].released if u[1].released is not None else 1 << 62)))
         held: list[LockSpan] = []
-        for s in spans:
-            held = [h for h in held if h.released is None or h.released > s.acquired]
+        for acquired, s in uses:
+            held = [h for h in held if h.released is None or h.released > acquired]
             for h in held:
                 if h.cls != s.cls:
                     counts[h.cls, s.cls] += 1
@@ -221,25 +226,27 @@ class Blame:
 
     @property
     def total(self) -> int:
+        """ns from being queued to ending: queued, waiting for locks, running."""
         return self.queue_delay + sum(w[1] for w in self.waits) + self.running
 
 
 def blame(trace: Trace, n: int = 10) -> list[Blame]:
     """The `n` slowest tasks (queue delay + run time), slowest first."""
-    runs = [r for r in trace.tasks.values() if r.run_time is not None]
-    runs.sort(key=lambda r: -((r.queue_delay or 0) + r.run_time))
+    timed = [(t, r) for r in trace.tasks.values() if (t := r.run_time) is not None]
+    timed.sort(key=lambda tr: -((tr[1].queue_delay or 0) + tr[0]))
     spans_of_task: dict[int, list[LockSpan]] = defaultdict(list)
-    by_lock: dict[str, list[LockSpan]] = defaultdict(list)
+    holds: dict[str, list[tuple[int, LockSpan]]] = defaultdict(list)  # (acquired, span)
     for s in trace.locks:
         spans_of_task[s.task].append(s)
         if s.acquired is not None:
-            by_lock[s.lock].append(s)
-    for spans in by_lock.values():
-        spans.sort(key=lambda s: s.acquired)
-    starts = {lock: [s.acquired for s in spans] for lock, spans in by_lock.items()}
+            holds[s.lock].append((s.acquired, s))
+    for uses in holds.values():
+        uses.sort(key=lambda u: u[0])
+    starts = {lock: [a for a, _ in uses] for lock, uses in holds.items()}
+    by_lock = {lock: [s for _, s in uses] for lock, uses in holds.items()}
     out = []
-    for r in runs[:n]:
-        waits = []
+    for run_time, r in timed[:n]:
+        waits: list[tuple[str, int, int | None, str | None]] = []
         for s in spans_of_task[r.task]:
             if s.acquired is None or s.acquired == s.wait:
                 continue
@@ -249,7 +256,7 @@ def blame(trace: Trace, n: int = 10) -> list[Blame]:
                           hrun.cmd if hrun else None))  # fmt: skip
         waited = sum(w[1] for w in waits)
         out.append(Blame(r.task, r.cmd, r.thread or "?", r.queue_delay or 0, tuple(waits),
-                         max(0, r.run_time - waited)))  # fmt: skip
+                         max(0, run_time - waited)))  # fmt: skip
     return out
 
 

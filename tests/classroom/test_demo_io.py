@@ -10,13 +10,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import pytest
+from matplotlib.figure import Figure
 
-from classroom import demos_io, whatif  # noqa: E402
-from tests.support.chatclient import run_demo  # noqa: E402
-from tests.support.tracegen import TraceBuilder  # noqa: E402
-from visualizer.load import load_trace  # noqa: E402
+from classroom import demos_io, whatif
+from tests.support.chatclient import run_demo
+from tests.support.tracegen import TraceBuilder
+from visualizer.load import load_trace
 
 US = 1_000  # ns
 
@@ -110,7 +110,7 @@ def test_mg1_with_deterministic_holds_matches_the_formula():
     assert whatif.mg1_wait(100, 0.005, 2 * 0.005**2) == pytest.approx(0.005)
     assert whatif.mg1_wait(0, 0.005, 0.005**2) == 0
     assert whatif.mg1_wait(200, 0.005, 0.005**2) == math.inf  # ρ = 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be 0 or more"):
         whatif.mg1_wait(-1, 0.005, 0.0)
 
 
@@ -122,7 +122,7 @@ def test_mva_matches_hand_computed_steps_and_its_bounds():
     # many workers: the lock saturates (X -> 1/S) and Little's law gives W ~ n·S − Z − S
     wait, rate = whatif.mva(50, 1.0, 1.0)
     assert rate == pytest.approx(1.0, rel=1e-6) and wait == pytest.approx(48, rel=1e-3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="workers must be at least 1"):
         whatif.mva(0, 1.0, 1.0)
 
 

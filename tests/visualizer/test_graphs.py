@@ -1,5 +1,6 @@
-"""visualizer/graphs.py: lock-order and wait-for graphs of synthetic traces,
-checked against answers computed by hand, and their drawings under Agg."""
+"""visualizer/graphs.py and graphdraw.py: lock-order and wait-for graphs of
+synthetic traces, checked against answers computed by hand, and their
+drawings under Agg."""
 
 from __future__ import annotations
 
@@ -9,25 +10,27 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.image  # noqa: E402
-import networkx as nx  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.colors import to_rgba  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyArrowPatch  # noqa: E402
+import matplotlib.image
+import networkx as nx
+import pytest
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch
 
-from tests.support.tracegen import TraceBuilder  # noqa: E402
-from visualizer.graphs import (  # noqa: E402
+from tests.support.tracegen import TraceBuilder
+from visualizer.graphdraw import (
     CYCLE_COLOR,
-    deadlock_cycles,
     draw_lock_order,
     draw_wait_for,
+    wait_for_snapshots,
+)
+from visualizer.graphs import (
+    deadlock_cycles,
     lock_order_graph,
     order_cycles,
     wait_for_graph,
-    wait_for_snapshots,
 )
-from visualizer.load import Trace, load_trace  # noqa: E402
+from visualizer.load import Trace, load_trace
 
 
 def nested(b: TraceBuilder, task: int, cmd: str, thread: str, t0: int, *locks: str) -> None:

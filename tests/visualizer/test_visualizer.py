@@ -10,13 +10,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.image  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.image
+import pytest
 
-from tests.support.chatclient import ServerProcess, account, fresh_name  # noqa: E402
-from tests.support.tracegen import TraceBuilder  # noqa: E402
-from visualizer import cli, stats  # noqa: E402
-from visualizer.load import TraceError, load_trace  # noqa: E402
+from tests.support.chatclient import ServerProcess, account, fresh_name
+from tests.support.tracegen import TraceBuilder
+from visualizer import cli, stats
+from visualizer.load import TraceError, load_trace
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_load_malformed_line_names_it_or_skips_and_counts(tmp_path):
     trace = load_trace(path, skip_bad=True)
     assert trace.skipped == 2 and trace.tasks[1].run_time == 1
     (tmp_path / "nohead.jsonl").write_text(lines[1] + "\n")
-    with pytest.raises(TraceError, match="nohead.jsonl:1: not a trace header"):
+    with pytest.raises(TraceError, match=r"nohead\.jsonl:1: not a trace header"):
         load_trace(tmp_path / "nohead.jsonl", skip_bad=True)
 
 
