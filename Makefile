@@ -1,4 +1,4 @@
-# Two commands: `make run` starts the server, `make test` runs the whole suite.
+# Two commands: `make run` starts the server, `make test` runs lint, types and the whole suite.
 # Both create .venv and install the project into it the first time.
 PYTHON ?= python3
 VENV   := .venv
@@ -20,6 +20,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 format: $(STAMP)

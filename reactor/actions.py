@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reactor.protocol import Event, Message
+from reactor.kinds import ByeReason, Mode
+from reactor.protocol import BadLine, Command, Event, Message
 
 # --- reactor -> worker: internal work items for one connection -------------
 
@@ -61,7 +62,7 @@ class SetMode:
     """From the next event on, encode for `conn` in `mode`."""
 
     conn: int
-    mode: str
+    mode: Mode
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Close:
     commands it sent after this are not run."""
 
     conn: int
-    reason: str | None
+    reason: ByeReason | None
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,6 @@ class Done:
 
 
 Action = Emit | Replay | Deliver | SetMode | LoggedIn | Close | Done
+
+Item = Command | BadLine | TextAck | Disconnect
+"""One unit of a connection's work, in the order the I/O model queued it."""

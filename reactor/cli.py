@@ -11,16 +11,21 @@ import logging
 import signal
 import sqlite3
 import ssl
+from collections.abc import Callable
+from typing import TypeVar
 
 from reactor import limits, logs
 from reactor.config import Config
+from reactor.kinds import Auth, Model, Strategy
 from reactor.server import Server
 
 log = logging.getLogger("reactor.cli")
 
+_Number = TypeVar("_Number", int, float)
 
-def _positive(kind):
-    def convert(text: str):
+
+def _positive(kind: Callable[[str], _Number]) -> Callable[[str], _Number]:
+    def convert(text: str) -> _Number:
         value = kind(text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
@@ -29,8 +34,8 @@ def _positive(kind):
     return convert
 
 
-def _non_negative(kind):
-    def convert(text: str):
+def _non_negative(kind: Callable[[str], _Number]) -> Callable[[str], _Number]:
+    def convert(text: str) -> _Number:
         value = kind(text)
         if value < 0:
             raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
@@ -47,6 +52,7 @@ def _fraction(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `chat-server` argument parser; its option names are `Config`'s fields."""
     p = argparse.ArgumentParser(
         prog="chat-server",
         description="Multi-user TCP chat server: one selectors reactor thread owns every "
@@ -123,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a(
         "--locking",
-        choices=["global", "fine", "inverted"],
+        choices=[s.value for s in Strategy],
         default="global",
         help="global: one lock around all shared state; fine: one lock per structure; "
         "inverted: fine with a deliberate lock-order bug, for the lock-order demo",
@@ -155,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a(
         "--model",
-        choices=["reactor", "threaded"],
+        choices=[m.value for m in Model],
         default="reactor",
         help="I/O model: one selectors thread and a worker pool, or the course project's "
         "thread per client (blocking sockets; same commands, locks and storage)",
@@ -164,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     a(
         "--auth",
-        choices=["password", "none"],
+        choices=[a.value for a in Auth],
         default="password",
         help="password accounts, or classroom mode (/login <name> claims the name)",
     )
@@ -172,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `chat-server` with `argv` (default: the command line) until a
+    signal stops it; returns the exit status (1: the server could not start)."""
     args = build_parser().parse_args(argv)
     logs.setup(args.loglevel)
     if bool(args.tls_cert) != bool(args.tls_key):

@@ -9,10 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reactor import limits
+from reactor.kinds import Auth, Model, Strategy
 
 
 @dataclass(frozen=True)
 class Config:
+    """Every setting of one server (see `chat-server --help`). The names of
+    kinds may be given as their spellings ("fine"); they become enums."""
+
     ip: str = "127.0.0.1"
     port: int = 9000
     db: str = "chat.db"
@@ -25,13 +29,17 @@ class Config:
     max_login_failures: int = limits.MAX_LOGIN_FAILURES
     max_clients: int = limits.MAX_CLIENTS
     workers: int = limits.WORKERS
-    locking: str = "global"
-    model: str = "reactor"  # or "threaded": thread per client (reactor/net/threaded/server.py)
+    locking: Strategy = Strategy.GLOBAL
+    model: Model = Model.REACTOR
     trace: str | None = None
     trace_sample: float = 1.0
     trace_io: bool = False  # io_read/io_write events (one per recv/send)
     lockdep: bool = False  # also on whenever tracing is
     watchdog: float = limits.WATCHDOG_SECONDS  # 0 turns it off
-    auth: str = "password"
+    auth: Auth = Auth.PASSWORD
     tls_cert: str | None = None  # with tls_key: serve TLS only (no plain port)
     tls_key: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, kind in (("locking", Strategy), ("model", Model), ("auth", Auth)):
+            object.__setattr__(self, name, kind(getattr(self, name)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 _COLORS = {
     logging.DEBUG: "\x1b[2m",  # dim
@@ -31,7 +32,7 @@ class _Formatter(logging.Formatter):
         return line
 
 
-def setup(level: str = "INFO", stream=None) -> None:
+def setup(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Log to `stream` (stderr) at `level`; colors only on a TTY."""
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)

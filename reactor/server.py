@@ -1,9 +1,10 @@
-"""Wiring: builds storage, locks and their hooks (trace, lock-order
-checker, watchdog), sessions, pool and reactor from a Config.
+"""Wiring: builds storage, locks and their instruments (trace, lock-order
+checker, watchdog), sessions, the chat side and the I/O model from a Config.
 
-Owns: the choice of I/O model (the reactor and its pool, or a thread per
-client), the order things start and stop in, and the `/stats` snapshot.
-Must not: contain chat logic or socket code.
+Owns: the choice of I/O model (reactor/frontend.py `Frontend`), the order
+things start and stop in, and the `/stats` snapshot. Must not: contain chat
+logic or socket code. It is the one module that knows both the chat side
+(reactor/chat) and the I/O models (reactor/net).
 """
 
 from __future__ import annotations
@@ -11,17 +12,24 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+from collections.abc import Sequence
 
+from reactor.actions import Action
 from reactor.chat.commands import Chat
 from reactor.chat.commit import Committer
-from reactor.chat.pool import Pool
+from reactor.chat.engine import Engine
 from reactor.chat.sessions import Sessions
 from reactor.chat.storage import Storage
 from reactor.config import Config
+from reactor.frontend import Frontend
+from reactor.kinds import Model
 from reactor.net.loop import Reactor
 from reactor.net.threaded.server import ThreadedServer
+from reactor.stats import ServerStatistics, class_statistics
+from reactor.sync.instrument import LockHooks, LockInstrument
 from reactor.sync.lockdep import OrderChecker, Watchdog
-from reactor.sync.locks import STORAGE, Hooks, class_statistics, make_locking
+from reactor.sync.locks import STORAGE, make_locking
+from reactor.tracing.hooks import NULL_TRACE, TraceHooks
 from reactor.tracing.recorder import Tracer
 
 log = logging.getLogger("reactor.server")
@@ -33,105 +41,109 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.tracer = None
+        self.tracer: TraceHooks = NULL_TRACE
+        instruments: list[LockInstrument] = []
         if config.trace:
-            self.tracer = Tracer(
+            tracer = Tracer(
                 config.trace, locking=config.locking, workers=config.workers,
                 sample=config.trace_sample,
             )  # fmt: skip
-        self.checker = None
-        if config.lockdep or self.tracer is not None:
+            self.tracer = tracer
+        self.checker: OrderChecker | None = None
+        if config.lockdep or self.tracer.enabled:
             self.checker = OrderChecker(self.tracer)
-        self.watchdog = Watchdog(config.watchdog, self.tracer) if config.watchdog > 0 else None
-        self.hooks = hooks = Hooks(self.tracer, self.checker, self.watchdog)
+            instruments.append(self.checker)
+        if self.tracer.enabled:
+            instruments.append(tracer)
+        self.watchdog: Watchdog | None = None
+        if config.watchdog > 0:
+            self.watchdog = Watchdog(config.watchdog, self.tracer)
+            instruments.append(self.watchdog)
+        self.hooks = LockHooks(*instruments)
         # The inverted demo gives up after four times the watchdog's
         # threshold: long enough for the watchdog to see the cycle first.
         give_up = 4 * config.watchdog if config.watchdog > 0 else None
-        self.locks = make_locking(config.locking, hooks, timeout=give_up)
+        self.locks = make_locking(config.locking, self.hooks, timeout=give_up)
         self.storage = Storage(config.db)
         self.sessions = Sessions()
-        self._reactor: Reactor | None = None
+        self._front: Frontend | None = None
+        self._engine: Engine | None = None
         self.address: tuple[str, int] | None = None
         self.stopped = threading.Event()
 
     def start(self) -> tuple[str, int]:
-        post = self._post
-        committer = Committer(self.locks, self.storage, self.sessions, post)
+        """Build the chat side and the I/O model, bind, start the workers."""
+        config = self.config
+        committer = Committer(self.locks, self.storage, self.sessions, self._post)
         chat = Chat(
-            self.locks, self.storage, self.sessions, committer,
-            auth=self.config.auth, max_login_failures=self.config.max_login_failures,
+            self.locks, self.storage, self.sessions, committer, auth=config.auth,
+            max_login_failures=config.max_login_failures, statistics=self.statistics,
         )  # fmt: skip
-        chat.stats_source = self.statistics
-        if self.config.model == "threaded":
-            self.pool = None
-            self._reactor = ThreadedServer(self.config, chat, self.hooks, self.tracer)
+        threaded = config.model is Model.THREADED
+        self._engine = engine = Engine(
+            chat, self._post, self.tracer, workers=0 if threaded else config.workers
+        )
+        front: Frontend
+        if threaded:
+            front = ThreadedServer(config, engine, self.hooks, self.tracer)
         else:
-            self.pool = Pool(chat, post, self.config.workers, self.tracer)
-            self._reactor = Reactor(self.config, self.pool, self.tracer, tls_context(self.config))
-        self.address = self._reactor.bind()
-        if self.pool is not None:
-            self.pool.start()
+            front = Reactor(config, engine, self.tracer, tls_context(config))
+        self._front = front
+        self.address = front.bind()
+        engine.start()
         if self.watchdog is not None:
             self.watchdog.start()
         log.info(
             "listening on %s:%d (%s, locking %s, db %s%s%s)",
-            *self.address, self._front_name(), self.locks.name, self.config.db,
-            f", trace {self.config.trace}" if self.tracer else "",
-            ", TLS" if self.config.tls_cert else "",
+            *self.address, front.name, self.locks.name, config.db,
+            f", trace {config.trace}" if self.tracer.enabled else "",
+            ", TLS" if config.tls_cert else "",
         )  # fmt: skip
         return self.address
 
-    def _front_name(self) -> str:
-        if self.pool is None:
-            return "thread per client"
-        return f"reactor + {self.config.workers} workers"
-
-    def _post(self, actions) -> None:
-        self._reactor.post(actions)
+    def _post(self, actions: Sequence[Action]) -> None:
+        assert self._front is not None
+        self._front.post(actions)
 
     def serve(self) -> None:
-        """Run the reactor here; on return everything is flushed and closed."""
+        """Run the I/O model here; on return everything is flushed and closed."""
+        assert self._front is not None and self._engine is not None, "start() first"
         try:
-            self._reactor.run()
+            self._front.run()
         finally:
-            if self.pool is not None:
-                self.pool.stop()
-            self._reactor.close()
+            self._engine.stop()
+            self._front.close()
             if self.watchdog is not None:
                 self.watchdog.stop()
             with self.locks.hold(STORAGE):
                 self.storage.close()
-            if self.tracer is not None:
+            if isinstance(self.tracer, Tracer):
                 self.tracer.close()
             log.info("server stopped")
             self.stopped.set()
 
     def stop(self) -> None:
         """Ask for a graceful shutdown (thread- and signal-safe)."""
-        if self._reactor is not None:
-            self._reactor.request_stop()
+        if self._front is not None:
+            self._front.request_stop()
 
-    def statistics(self) -> dict:
-        """The `/stats` fields: lockstat per lock and per class (µs), the pool."""
-        named = self.locks.locks()
-        if self.pool is None:  # and each open connection's output lock
-            named = named + self._reactor.locks()
-        locks = sorted((lock.statistics() for lock in named), key=lambda s: s.name)
-        if self.pool is not None:
-            pool = self.pool.statistics()
-            pool = {"workers": pool.workers, "busy": pool.busy, "queued": pool.queued}
-        else:  # every connection's thread is its worker
-            n = self._reactor.statistics()["open"]
-            pool = {"workers": n, "busy": self._reactor.busy(), "queued": 0}
-        return {
-            "locking": self.locks.name,
-            "locks": [_stat_fields(s) for s in locks],
-            "classes": [_stat_fields(s) for s in class_statistics(locks)],
-            "model": self.config.model,
-            "pool": pool,
-            "connections": self._reactor.statistics(),
-            "order_violations": len(self.checker.reports) if self.checker else 0,
-        }
+    def statistics(self) -> ServerStatistics:
+        """The `/stats` snapshot: lockstat per lock and per class, who runs
+        commands, the connections (counters read without their locks: a
+        snapshot may be a pass behind)."""
+        assert self._front is not None
+        front = self._front.statistics()
+        named = [lock.statistics() for lock in self.locks.locks()]
+        locks = tuple(sorted((*named, *front.locks), key=lambda s: s.name))
+        return ServerStatistics(
+            locking=str(self.locks.name),
+            model=str(self.config.model),
+            locks=locks,
+            classes=class_statistics(locks),
+            pool=front.pool,
+            connections=front.connections,
+            order_violations=len(self.checker.reports) if self.checker else 0,
+        )
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -142,12 +154,3 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(config.tls_cert, config.tls_key)
     return context
-
-
-def _stat_fields(s) -> dict:
-    return {
-        "name": s.name, "class": s.cls, "acquisitions": s.acquisitions,
-        "contended": s.contended, "wait_total_us": s.wait_total // 1000,
-        "wait_max_us": s.wait_max // 1000, "hold_total_us": s.hold_total // 1000,
-        "hold_max_us": s.hold_max // 1000,
-    }  # fmt: skip

@@ -1,87 +1,38 @@
 """The chat commands: one handler per command, each declaring its locks.
 
-Owns: what every command means (PROTOCOL.md §4, §6, §7) and the `Outbox`
-that collects a batch's replies and actions. Must not: touch sockets, the
+Owns: what every command means (docs/protocol.md §4, §6, §7). Must not: touch sockets, the
 selector or the reactor's connection objects: a handler sees a `ConnState`
 and speaks through its outbox. Storage and session calls are made inside
 `with self.locks.hold(...)` naming the keys of reactor/sync/locks.py.
 
-A handler returns the fields of its `ok` reply or raises `ChatError`.
-Checks come before writes, so a failed command changes nothing.
+A handler returns the fields of its `ok` reply (None if it put its reply
+in the outbox itself) or raises `ChatError`. Checks come before writes, so a
+failed command changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 from reactor import limits
-from reactor.actions import Action, Close, Emit, LoggedIn, Replay, SetMode
+from reactor.actions import Close, LoggedIn, Replay, SetMode
 from reactor.chat.commit import Committer
+from reactor.chat.outbox import Outbox
 from reactor.chat.passwords import hash_password, verify_password
 from reactor.chat.sessions import ConnState, Sessions
-from reactor.chat.storage import Storage, User
+from reactor.chat.storage import Group, Storage, User
 from reactor.errors import ChatError, LockTimeout
-from reactor.protocol import COMMANDS, JSON, TEXT, Command, Error, Event, Ok, valid_name
+from reactor.kinds import Auth, ByeReason, Mode
+from reactor.protocol import COMMANDS, Command, Error, Ok, stats_fields, valid_name
+from reactor.stats import ServerStatistics
 from reactor.sync.locks import DELIVERY, GROUPS, SESSIONS, STORAGE, Locking, group_key
 
 log = logging.getLogger("reactor.chat.commands")
 
-
-class Outbox:
-    """A batch's actions, posted to the reactor in order when the batch ends
-    (or earlier by a login, see `flush_held`). Each reply of a command that
-    wrote remembers its epoch: if that epoch fails to commit, the reply
-    becomes `internal` (`settle`), so no `ok` is ever sent for a lost write."""
-
-    def __init__(self, conn_id: int, post: Callable[[Sequence[Action]], None]) -> None:
-        self.conn_id = conn_id
-        self.actions: list[Action] = []
-        self.epochs: set[int] = set()  # epochs written into and not yet settled
-        self._post = post
-        self._cmd_epoch = 0  # epoch the current command wrote into, 0 if none
-        self._write_replies: list[tuple[int, int]] = []  # (index in actions, epoch)
-
-    def start_command(self) -> None:
-        self._cmd_epoch = 0
-
-    def wrote(self, epoch: int) -> None:
-        self._cmd_epoch = epoch
-        self.epochs.add(epoch)
-
-    def reply(self, event: Event) -> None:
-        if self._cmd_epoch:
-            self._write_replies.append((len(self.actions), self._cmd_epoch))
-        self.actions.append(Emit(self.conn_id, event))
-
-    def add(self, action: Action) -> None:
-        self.actions.append(action)
-
-    def settle(self, lost: set[int]) -> None:
-        """After the commit: turn replies of writes in `lost` epochs into `internal`."""
-        for i, epoch in self._write_replies:
-            if epoch in lost:
-                cmd = self.actions[i].event.cmd  # type: ignore[union-attr]
-                msg = "the server could not store this; nothing was changed"
-                self.actions[i] = Emit(self.conn_id, Error(cmd, "internal", msg))
-        self._write_replies = []
-        self.epochs = set()
-        self._cmd_epoch = 0
-
-    def flush_held(self, committer: Committer) -> set[int]:
-        """Commit and post everything so far; caller holds ``delivery``.
-        Returns the epochs whose writes were lost."""
-        lost = committer.commit_held(self.epochs) if self.epochs else set()
-        self.settle(lost)
-        self.post_now()
-        return lost
-
-    def post_now(self) -> None:
-        """Post the actions so far; only after `settle` if anything was written."""
-        assert not self._write_replies, "posting replies of uncommitted writes"
-        if self.actions:
-            self._post(self.actions)
-            self.actions = []
+#: What a handler returns: the fields of its `ok`, or None if it replied itself.
+Fields = dict[str, Any] | None
 
 
 class Chat:
@@ -94,8 +45,9 @@ class Chat:
         sessions: Sessions,
         committer: Committer,
         *,
-        auth: str = "password",
+        auth: Auth = Auth.PASSWORD,
         max_login_failures: int = limits.MAX_LOGIN_FAILURES,
+        statistics: Callable[[], ServerStatistics] | None = None,
     ) -> None:
         self.locks = locks
         self.storage = storage
@@ -103,8 +55,8 @@ class Chat:
         self.committer = committer
         self.auth = auth
         self.max_login_failures = max_login_failures
-        # Set by the server once the pool exists: () -> the /stats fields.
-        self.stats_source: Callable[[], dict] | None = None
+        # The /stats snapshot, taken by the server's wiring (reactor/server.py).
+        self._statistics = statistics
 
     def run(self, conn: ConnState, cmd: Command, out: Outbox) -> None:
         """Run one command and put exactly one reply in `out`."""
@@ -135,7 +87,10 @@ class Chat:
 
     # --- accounts ------------------------------------------------------------------
 
-    def do_register(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_register(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/register <name> <password>: create an account. Takes ``storage`` to
+        check the name, hashes outside every lock, then ``groups`` and ``storage``
+        to check again and write."""
         name, password = cmd.args
         if not valid_name(name):
             raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
@@ -151,13 +106,17 @@ class Chat:
         log.info("%s registered", name)
         return {"user": name}
 
-    def do_login(self, conn: ConnState, cmd: Command, out: Outbox) -> None:
+    def do_login(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/login <name> [<password>]: bind the user to this connection and
+        replay what it has not seen. Takes ``storage`` (--auth none: ``groups``
+        and ``storage``), then ``delivery`` and, inside it, ``sessions`` and
+        ``storage``; replies itself, so returns None."""
         if conn.user is not None:
             raise ChatError("already_logged_in", f"already logged in as {conn.user}")
         name = cmd.args[0]
         password = cmd.args[1] if len(cmd.args) > 1 else None
         claimed = 0
-        if self.auth == "none":
+        if self.auth == Auth.NONE:
             user, claimed = self._claim(name, out)
         else:
             if password is None:
@@ -176,7 +135,7 @@ class Chat:
                 groups = [g for g, _ in self.storage.user_groups(user.id)]
             conn.user, conn.user_id = user.name, user.id
             if replaced is not None:
-                out.add(Close(replaced, "replaced"))
+                out.add(Close(replaced, ByeReason.REPLACED))
             out.add(LoggedIn(conn.conn_id, user.name))
             out.reply(Ok("login", {"user": user.name, "groups": groups, "unread": len(unread)}))
             if unread:
@@ -216,20 +175,23 @@ class Chat:
         assert user is not None
         return user, epoch
 
-    def do_whoami(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_whoami(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/whoami: the user this connection is logged in as. Takes no lock."""
         return {"user": conn.user}
 
-    def do_users(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_users(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/users: every user, online ones first. Takes ``sessions`` and ``storage``."""
         with self.locks.hold(SESSIONS, STORAGE):
             names = self.storage.user_names()
             online = self.sessions.online()
-        users = [{"name": n, "online": n.lower() in online} for n in names]
+        users: list[dict[str, Any]] = [{"name": n, "online": n.lower() in online} for n in names]
         users.sort(key=lambda u: (not u["online"], u["name"].lower()))
         return {"users": users}
 
     # --- messages --------------------------------------------------------------------
 
-    def do_send(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_send(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/send <user> <text>: store a private message. Takes ``storage``."""
         with self.locks.hold(STORAGE):
             to = self._user(cmd.args[0])
             msg, epoch = self.storage.add_message(
@@ -238,7 +200,9 @@ class Chat:
         out.wrote(epoch)
         return {"id": msg.id}
 
-    def do_sendgroup(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_sendgroup(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/sendgroup <group> <text>: store a message to a group you are in.
+        Takes the group's key and ``storage``."""
         name = _group_name(cmd.args[0])
         with self.locks.hold(group_key(name), STORAGE):
             group = self._member_group(conn, name)
@@ -249,7 +213,9 @@ class Chat:
         out.wrote(epoch)
         return {"id": msg.id}
 
-    def do_history(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_history(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/history <user-or-group> [<limit>]: the last messages with a user,
+        or of a group you are in. Takes ``storage``."""
         limit = limits.HISTORY_DEFAULT
         if len(cmd.args) > 1:
             limit = _positive_int(cmd.args[1], "limit")
@@ -264,18 +230,20 @@ class Chat:
                 group = self.storage.group(target)
                 if group is None:
                     raise ChatError("unknown_user", f"no user or group named {target}")
-                if not self.storage.is_member(group, conn.user_id):
+                if not self.storage.is_member(group, self._my_id(conn)):
                     raise ChatError("not_member", f"you are not in #{group.name}")
                 shown = group.name
                 msgs = self.storage.group_history(group, limit)
         return {"with": shown, "messages": [m.as_dict() for m in msgs]}
 
-    def do_ack(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_ack(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/ack <id>: you have seen every message up to `id` (raises the
+        cursor replay starts from). Takes ``storage``."""
         upto = _positive_int(cmd.args[0], "id", allow_zero=True)
         with self.locks.hold(STORAGE):
             if upto > self.storage.committed_max_id:
                 raise ChatError("bad_args", f"no message with id {upto} yet")
-            out.wrote(self.storage.set_cursor(conn.user_id, upto))
+            out.wrote(self.storage.set_cursor(self._my_id(conn), upto))
         return {"id": upto}
 
     def text_ack(self, conn: ConnState, upto: int, out: Outbox) -> None:
@@ -286,7 +254,9 @@ class Chat:
 
     # --- groups ---------------------------------------------------------------------
 
-    def do_group(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_group(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/group <group> <user>...: create a group with you in it, or add
+        users to one you are in. Takes ``groups``, the group's key and ``storage``."""
         name, invitees = cmd.args[0], cmd.args[1:]
         if not valid_name(name):
             raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
@@ -299,40 +269,48 @@ class Chat:
                 group, epoch = self.storage.create_group(name)
                 out.wrote(epoch)
                 users.insert(0, self._me(conn))
-            elif not self.storage.is_member(group, conn.user_id):
+            elif not self.storage.is_member(group, self._my_id(conn)):
                 raise ChatError("not_member", f"only members can add to #{group.name}")
             for user in users:
                 out.wrote(self.storage.add_member(group, user.id))
             members = [n for _, n in self.storage.members(group)]
         return {"group": group.name, "members": members}
 
-    def do_leave(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_leave(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/leave <group>: leave a group; its last member's leaving deletes it.
+        Takes ``groups``, the group's key and ``storage``."""
         name = _group_name(cmd.args[0])
         with self.locks.hold(GROUPS, group_key(name), STORAGE):
             group = self._member_group(conn, name)
-            out.wrote(self.storage.remove_member(group, conn.user_id))
+            out.wrote(self.storage.remove_member(group, self._my_id(conn)))
             if not self.storage.members(group):
                 out.wrote(self.storage.delete_group(group))
         return {"group": group.name}
 
-    def do_groups(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_groups(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/groups: your groups and their members. Takes ``storage``."""
         with self.locks.hold(STORAGE):
-            groups = self.storage.user_groups(conn.user_id)
+            groups = self.storage.user_groups(self._my_id(conn))
         return {"groups": [{"name": g, "members": m} for g, m in groups]}
 
     # --- connection --------------------------------------------------------------------
 
-    def do_mode(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
-        mode = cmd.args[0].lower()
-        if mode not in (JSON, TEXT):
-            raise ChatError("bad_args", "usage: /mode json|text")
+    def do_mode(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/mode json|text: switch this connection's encoding, from this reply
+        on (the I/O model encodes). Takes no lock."""
+        try:
+            mode = Mode(cmd.args[0].lower())
+        except ValueError:
+            raise ChatError("bad_args", "usage: /mode json|text") from None
         out.add(SetMode(conn.conn_id, mode))  # the reactor encodes, so it keeps the mode
         return {"mode": mode}
 
-    def do_ping(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_ping(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/ping [<token>]: answer with `token`. Takes no lock."""
         return {"token": cmd.args[0] if cmd.args else None}
 
-    def do_help(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
+    def do_help(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/help [<command>]: every command's usage, or one's. Takes no lock."""
         if cmd.args:
             spec = COMMANDS.get(cmd.args[0].lstrip("/").lower())
             if spec is None:
@@ -344,15 +322,20 @@ class Chat:
             ]
         }
 
-    def do_stats(self, conn: ConnState, cmd: Command, out: Outbox) -> dict:
-        # Reads counters without their locks (a snapshot may be a pass behind).
-        return self.stats_source() if self.stats_source else {}
+    def do_stats(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/stats: lock, pool and connection statistics. Takes no lock: the
+        counters are read without theirs, so a snapshot may be a pass behind."""
+        if self._statistics is None:
+            raise ChatError("internal", "statistics are not available in this server")
+        return stats_fields(self._statistics())
 
-    def do_exit(self, conn: ConnState, cmd: Command, out: Outbox) -> None:
+    def do_exit(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/exit: log out and close the connection. Takes ``sessions``;
+        replies itself, so returns None."""
         self.disconnect(conn)
         conn.closed = True
         out.reply(Ok("exit", {}))
-        out.add(Close(conn.conn_id, "exit"))
+        out.add(Close(conn.conn_id, ByeReason.EXIT))
         return None
 
     def disconnect(self, conn: ConnState) -> None:
@@ -368,7 +351,12 @@ class Chat:
     # --- lookups (caller holds ``storage``) ------------------------------------------------
 
     def _me(self, conn: ConnState) -> User:
+        assert conn.user_id is not None and conn.user is not None  # `run` checked the login
         return User(conn.user_id, conn.user, None, 0)
+
+    def _my_id(self, conn: ConnState) -> int:
+        assert conn.user_id is not None  # `run` checked the login
+        return conn.user_id
 
     def _user(self, name: str) -> User:
         user = self.storage.user(name)
@@ -377,11 +365,11 @@ class Chat:
             raise ChatError("unknown_user", f"no user named {name}{hint}")
         return user
 
-    def _member_group(self, conn: ConnState, name: str):
+    def _member_group(self, conn: ConnState, name: str) -> Group:
         group = self.storage.group(name)
         if group is None:
             raise ChatError("unknown_group", f"no group named {name}")
-        if not self.storage.is_member(group, conn.user_id):
+        if not self.storage.is_member(group, self._my_id(conn)):
             raise ChatError("not_member", f"you are not in #{group.name}")
         return group
 

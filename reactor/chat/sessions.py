@@ -32,9 +32,11 @@ class Sessions:
             del self._conn_of[user_key]
 
     def conn_of(self, user_key: str) -> int | None:
+        """The connection `user_key` is logged in on, or None."""
         return self._conn_of.get(user_key)
 
     def online(self) -> set[str]:
+        """The keys of every logged-in user (a copy)."""
         return set(self._conn_of)
 
 
@@ -53,4 +55,5 @@ class ConnState:
 
     @property
     def user_key(self) -> str | None:
+        """The logged-in user's key (lower-case name), or None."""
         return self.user.lower() if self.user else None

@@ -72,9 +72,16 @@ CREATE INDEX IF NOT EXISTS messages_group ON messages(group_id, id)
 
 _MSG_COLS = "id, sender, to_name, group_name, text, ts"
 
+#: Parameters of one SQL statement.
+_Params = tuple[object, ...]
+#: A row of `_MSG_COLS`, the fields of a `Message` in order.
+_MessageRow = tuple[int, str, str | None, str | None, str, float]
+
 
 @dataclass(frozen=True)
 class User:
+    """A row of ``users``: `cursor` is the highest message id acknowledged."""
+
     id: int
     name: str
     pwhash: str | None
@@ -83,6 +90,8 @@ class User:
 
 @dataclass(frozen=True)
 class Group:
+    """A row of ``groups``."""
+
     id: int
     name: str
 
@@ -123,7 +132,7 @@ class Storage:
         db = self._db
         # Every statement is CREATE ... IF NOT EXISTS: safe to run each start.
         db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        row: tuple[int | None] = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         if row[0] is None:
             db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
@@ -133,7 +142,7 @@ class Storage:
 
     # --- transaction ---------------------------------------------------------
 
-    def _write(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+    def _write(self, sql: str, params: _Params = ()) -> sqlite3.Cursor:
         if not self._in_txn:
             self._db.execute("BEGIN")
             self._in_txn = True
@@ -183,7 +192,8 @@ class Storage:
     # --- users ---------------------------------------------------------------
 
     def user(self, name: str) -> User | None:
-        row = self._db.execute(
+        """The user called `name` (any case), or None."""
+        row: tuple[int, str, str | None, int] | None = self._db.execute(
             "SELECT id, name, pwhash, cursor FROM users WHERE key = ?", (name.lower(),)
         ).fetchone()
         return User(*row) if row else None
@@ -197,6 +207,7 @@ class Storage:
         )
 
     def create_user(self, name: str, pwhash: str | None) -> int:
+        """Add a user (`pwhash` None: an --auth none account); return the epoch."""
         self._write(
             "INSERT INTO users (name, key, pwhash, created) VALUES (?, ?, ?, ?)",
             (name, name.lower(), pwhash, time.time()),
@@ -204,6 +215,7 @@ class Storage:
         return self.epoch
 
     def user_names(self) -> list[str]:
+        """Every user's name, in name order."""
         return [r[0] for r in self._db.execute("SELECT name FROM users ORDER BY key")]
 
     def set_cursor(self, user_id: int, message_id: int) -> int:
@@ -217,31 +229,36 @@ class Storage:
     # --- groups --------------------------------------------------------------
 
     def group(self, name: str) -> Group | None:
-        row = self._db.execute(
+        """The group called `name` (any case), or None."""
+        row: tuple[int, str] | None = self._db.execute(
             "SELECT id, name FROM groups WHERE key = ?", (name.lower(),)
         ).fetchone()
         return Group(*row) if row else None
 
     def create_group(self, name: str) -> tuple[Group, int]:
+        """Add an empty group; return it and the epoch."""
         cur = self._write(
             "INSERT INTO groups (name, key, created) VALUES (?, ?, ?)",
             (name, name.lower(), time.time()),
         )
-        return Group(cur.lastrowid, name), self.epoch
+        return Group(_inserted_id(cur), name), self.epoch
 
     def delete_group(self, group: Group) -> int:
+        """Delete `group` and its memberships; return the epoch."""
         self._write("DELETE FROM groups WHERE id = ?", (group.id,))
         return self.epoch
 
     def members(self, group: Group) -> list[tuple[int, str]]:
         """(user id, name) of each member, in name order."""
-        return self._db.execute(
+        rows: list[tuple[int, str]] = self._db.execute(
             "SELECT u.id, u.name FROM members m JOIN users u ON u.id = m.user_id"
             " WHERE m.group_id = ? ORDER BY u.key",
             (group.id,),
         ).fetchall()
+        return rows
 
     def is_member(self, group: Group, user_id: int) -> bool:
+        """True if user `user_id` is a member of `group`."""
         return bool(
             self._one(
                 "SELECT EXISTS(SELECT 1 FROM members WHERE group_id = ? AND user_id = ?)",
@@ -259,6 +276,7 @@ class Storage:
         return self.epoch
 
     def remove_member(self, group: Group, user_id: int) -> int:
+        """Take user `user_id` out of `group`; return the epoch."""
         self._write("DELETE FROM members WHERE group_id = ? AND user_id = ?", (group.id, user_id))
         return self.epoch
 
@@ -304,7 +322,7 @@ class Storage:
             ),
         )
         msg = Message(
-            cur.lastrowid,
+            _inserted_id(cur),
             sender.name,
             to.name if to else None,
             group.name if group else None,
@@ -315,7 +333,8 @@ class Storage:
         return msg, self.epoch
 
     def private_history(self, a: User, b: User, limit: int) -> list[Message]:
-        rows = self._db.execute(
+        """The last `limit` messages between `a` and `b`, oldest first."""
+        rows: list[_MessageRow] = self._db.execute(
             f"SELECT {_MSG_COLS} FROM ("
             f" SELECT * FROM messages WHERE to_user = ? AND sender_id = ?"
             f" UNION ALL"
@@ -326,7 +345,8 @@ class Storage:
         return [Message(*r) for r in reversed(rows)]
 
     def group_history(self, group: Group, limit: int) -> list[Message]:
-        rows = self._db.execute(
+        """The last `limit` messages of `group`, oldest first."""
+        rows: list[_MessageRow] = self._db.execute(
             f"SELECT {_MSG_COLS} FROM messages WHERE group_id = ? ORDER BY id DESC LIMIT ?",
             (group.id, limit),
         ).fetchall()
@@ -335,7 +355,7 @@ class Storage:
     def unread(self, user: User, upto: int) -> list[Message]:
         """Messages to `user` (private, or in its groups since joining) with
         ids above its cursor and at most `upto`, oldest first."""
-        rows = self._db.execute(
+        rows: list[_MessageRow] = self._db.execute(
             f"SELECT {_MSG_COLS} FROM messages WHERE to_user = ? AND id > ? AND id <= ?"
             f" UNION ALL"
             f" SELECT {', '.join('m.' + c.strip() for c in _MSG_COLS.split(','))}"
@@ -350,5 +370,12 @@ class Storage:
         """Highest message id written, committed or not."""
         return self._one("SELECT COALESCE(MAX(id), 0) FROM messages")
 
-    def _one(self, sql: str, params: tuple = ()):
-        return self._db.execute(sql, params).fetchone()[0]
+    def _one(self, sql: str, params: _Params = ()) -> int:
+        value: int = self._db.execute(sql, params).fetchone()[0]
+        return value
+
+
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    # Set by the INSERT the cursor just ran; None only before any.
+    assert cur.lastrowid is not None
+    return cur.lastrowid

@@ -10,6 +10,7 @@ thread that reads that connection.
 
 from __future__ import annotations
 
+from reactor.actions import Item
 from reactor.config import Config
 from reactor.protocol import BadLine, FrameError, Framer, command_word, parse
 
@@ -24,13 +25,13 @@ class Intake:
         self._tokens = self._burst
         self._stamp = now
 
-    def take_lines(self, data: bytes, now: float) -> list:
+    def take_lines(self, data: bytes, now: float) -> list[Item]:
         """Frame `data` into work items: parsed commands or `BadLine`s.
 
         Over the rate limit, a line is answered `rate_limited` (in its turn,
         like any reply) instead of being run.
         """
-        items = []
+        items: list[Item] = []
         for frame in self.framer.feed(data):
             if not self._take_token(now):
                 word = command_word(frame) if isinstance(frame, str) else None

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from reactor import limits
+from reactor.kinds import ByeReason
 from reactor.protocol import TEXT, Bye, encode
 
 log = logging.getLogger("reactor.net.listener")
@@ -30,12 +31,14 @@ _SHORT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class Listener:
+    """The listening socket, registered with the selector while accepting."""
+
     def __init__(
         self,
         sel: selectors.BaseSelector,
         address: tuple[str, int],
         on_socket: Callable[[socket.socket, str], None],
-        refusal: Callable[[], str | None],
+        refusal: Callable[[], ByeReason | None],
         say_bye: bool = True,
     ) -> None:
         self._sel = sel
@@ -50,9 +53,12 @@ class Listener:
         self._sel.register(self.sock, selectors.EVENT_READ, self._on_ready)
 
     def _on_ready(self, mask: int) -> None:
+        listening = self.sock
+        if listening is None:
+            return
         for _ in range(64):  # bounded, so a connect storm cannot starve the loop
             try:
-                sock, addr = self.sock.accept()
+                sock, addr = listening.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -69,7 +75,7 @@ class Listener:
             else:
                 self._refuse(sock, peer, reason)
 
-    def _refuse(self, sock: socket.socket, peer: str, reason: str) -> None:
+    def _refuse(self, sock: socket.socket, peer: str, reason: ByeReason) -> None:
         if self._say_bye:
             try:
                 sock.send(encode(Bye(reason), TEXT))  # best effort, never blocks
@@ -83,7 +89,8 @@ class Listener:
         if now - self._logged_at >= 1.0:
             self._logged_at = now
             log.error("accept failed (%s); pausing accepts, still serving open connections", exc)
-        self._sel.unregister(self.sock)
+        if self.sock is not None:
+            self._sel.unregister(self.sock)
         self.paused_until = now + limits.ACCEPT_BACKOFF_SECONDS
 
     def resume_if_due(self, now: float) -> None:
@@ -93,6 +100,7 @@ class Listener:
             self._sel.register(self.sock, selectors.EVENT_READ, self._on_ready)
 
     def close(self) -> None:
+        """Stop accepting and close the listening socket (idempotent)."""
         if self.sock is None:
             return
         if not self.paused_until:

@@ -1,12 +1,12 @@
 """The event loop: one thread, one `selectors` selector, every socket.
 
 Owns: the selector and every client connection (non-blocking read and
-write), rate limits, output buffers and slow consumers, timers (login
-timeout, close linger), graceful shutdown, and the scheduling of each
-connection's commands on the pool, one batch at a time per connection.
-Accepting is reactor/net/listener.py's, the wake-up channel reactor/net/wakeup.py's.
-Must not: run a chat command, take a named lock, or block. Workers talk to
-it only through `post()`.
+write), timers (login timeout, close linger), graceful shutdown, and the
+scheduling of each connection's commands on the pool, one batch at a time
+per connection. Accepting is reactor/net/listener.py's, the wake-up channel
+reactor/net/wakeup.py's, a connection's output queue and slow-consumer
+judgement reactor/net/outqueue.py's. Must not: run a chat command, take a
+named lock, or block. The chat side talks to it only through `post()`.
 
 One pass of the loop: wait for events; read what is readable (lines become
 queued commands); apply the actions workers posted, in order; fire due
@@ -17,53 +17,70 @@ bytes each, watching for writability only while bytes remain.
 
 from __future__ import annotations
 
+import enum
 import functools
-import heapq
 import logging
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 
 from reactor import actions as act
 from reactor import limits
-from reactor.chat.pool import Pool, item_name
 from reactor.config import Config
-from reactor.net.connection import Connection
+from reactor.frontend import Dispatch
+from reactor.kinds import ByeReason, Mode
+from reactor.net.connection import Connection, Life
 from reactor.net.listener import Listener
+from reactor.net.timers import Timers
 from reactor.net.wakeup import Wakeup
-from reactor.protocol import Bye, Notice, encode
+from reactor.protocol import WELCOME
+from reactor.stats import ConnectionStatistics, FrontStatistics
+from reactor.tracing.hooks import NULL_TRACE, TraceHooks
 
 log = logging.getLogger("reactor.net.loop")
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
-WELCOME = Notice("Welcome to the chat server! Type /help for commands.")
+
+
+class _Timer(enum.IntEnum):
+    LOGIN = 1  # the connection has this long to log in
+    LINGER = 2  # after a bye: close even if the peer keeps its end open
 
 
 class Reactor:
-    """The loop. Create, `bind()`, then `run()` in the thread that owns it;
-    `close()` after the pool has stopped."""
+    """The loop, an I/O model (reactor/frontend.py `Frontend`). Create,
+    `bind()`, then `run()` in the thread that owns it; `close()` after the
+    pool has stopped."""
 
-    def __init__(self, config: Config, pool: Pool, tracer=None, tls=None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        dispatch: Dispatch,
+        tracer: TraceHooks = NULL_TRACE,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.config = config
-        self.tls = tls  # an ssl.SSLContext, or None for plain TCP
-        self.pool = pool
+        self.name = f"reactor + {config.workers} workers"
+        self.tls = tls  # None for plain TCP
+        self.dispatch = dispatch
         self.tracer = tracer
-        self._trace_io = tracer if tracer is not None and config.trace_io else None
+        self._trace_io = tracer if config.trace_io else NULL_TRACE
         self._sel = selectors.DefaultSelector()
         self._conns: dict[int, Connection] = {}
         self._next_id = 1
-        self._timers: list[tuple[float, int, str]] = []
-        self._wakeup = Wakeup()
+        self._timers: Timers[tuple[int, _Timer]] = Timers()
+        self._wakeup: Wakeup[act.Action] = Wakeup()
         self._dirty: set[Connection] = set()
         self._ready: set[Connection] = set()
         self._listener: Listener | None = None
         self._open = 0  # open client sockets (closed ones may still have work)
+        self._accepted = self._slow_consumers = self._rejected_full = 0
         self._bye_at = 0.0
         self._stop_requested = False
         self._stopping_since: float | None = None
         self._said_bye = False
-        self.counters = {"accepted": 0, "slow_consumers": 0, "rejected_full": 0}
         self._sel.register(self._wakeup, READ, self._on_wake)
 
     # --- set-up and shutdown -------------------------------------------------------
@@ -72,7 +89,7 @@ class Reactor:
         """Open the listening socket; return the address really bound."""
         address = (self.config.ip, self.config.port)
         self._listener = Listener(
-            self._sel, address, self._accepted, self._refusal, say_bye=self.tls is None
+            self._sel, address, self._on_accept, self._refusal, say_bye=self.tls is None
         )
         return self._listener.address
 
@@ -93,16 +110,10 @@ class Reactor:
 
     def run(self) -> None:
         """Serve until a requested stop has finished."""
-        if self.tracer is not None:
-            self.tracer.thread_start()
+        self.tracer.thread_start()
         while True:
-            now = time.monotonic()
-            timeout = limits.MAX_POLL_SECONDS
-            if self._timers:
-                timeout = min(timeout, max(0.0, self._timers[0][0] - now))
-            if self._listener is not None and self._listener.paused_until:
-                timeout = min(timeout, max(0.0, self._listener.paused_until - now))
-            for key, mask in self._sel.select(timeout):
+            paused = self._listener.paused_until if self._listener is not None else 0.0
+            for key, mask in self._sel.select(self._timers.wait(time.monotonic(), paused)):
                 key.data(mask)
             self._on_wake(0)  # actions posted while we handled events
             now = time.monotonic()
@@ -119,12 +130,8 @@ class Reactor:
         for conn in self._ready:
             if conn.pending and not conn.running:
                 items, conn.pending = conn.pending, []
-                conn.running = True
-                traced = None
-                if self.tracer is not None:
-                    new_task = self.tracer.new_task
-                    traced = [new_task(item_name(i), conn.id) for i in items]
-                self.pool.submit(conn.state, items, traced)
+                conn.batch_started()
+                self.dispatch.submit(conn.session, items)
                 self._update_mask(conn)  # reading may resume
         self._ready.clear()
 
@@ -136,32 +143,34 @@ class Reactor:
 
     # --- accept ----------------------------------------------------------------------
 
-    def _refusal(self) -> str | None:
+    def _refusal(self) -> ByeReason | None:
         """Why a new connection is turned away right now, if it is."""
         if self._stop_requested:
-            return "shutdown"
+            return ByeReason.SHUTDOWN
         if self._open >= self.config.max_clients:
-            self.counters["rejected_full"] += 1
-            return "server_full"
+            self._rejected_full += 1
+            return ByeReason.SERVER_FULL
         return None
 
-    def _accepted(self, sock: socket.socket, peer: str) -> None:
+    def _on_accept(self, sock: socket.socket, peer: str) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls is not None:
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        conn = Connection(self._next_id, sock, peer, self.config, time.monotonic())
-        conn.handshaking = self.tls is not None
+        cid, self._next_id = self._next_id, self._next_id + 1
+        session = self.dispatch.open_session(cid, peer)
+        conn = Connection(cid, sock, session, self.config, time.monotonic())
+        if self.tls is not None:
+            conn.handshake_started()
         conn.handler = functools.partial(self._on_conn_event, conn)
-        self._next_id += 1
-        self._conns[conn.id] = conn
+        self._conns[cid] = conn
         self._open += 1
-        self.counters["accepted"] += 1
+        self._accepted += 1
         self._sel.register(sock, READ, conn.handler)
         conn.mask = READ
         deadline = time.monotonic() + self.config.login_timeout
-        heapq.heappush(self._timers, (deadline, conn.id, "login"))
-        log.info("connection %d from %s", conn.id, peer)
-        conn.append(encode(WELCOME, conn.mode))
+        self._timers.add(deadline, (cid, _Timer.LOGIN))
+        log.info("connection %d from %s", cid, peer)
+        conn.out.emit(WELCOME)
         self._dirty.add(conn)
 
     # --- read ------------------------------------------------------------------------
@@ -185,14 +194,14 @@ class Reactor:
         if data is None:
             return
         if not data:
-            self._end_of_input(conn)
+            conn.peer_closed()  # finish its commands, flush replies, then close
+            self._update_mask(conn)
+            self._maybe_close(conn)
             return
-        if self._trace_io is not None:
-            self._trace_io.io("io_read", conn.id, len(data))
+        self._trace_io.io("io_read", conn.id, len(data))
         if not conn.reading:
             return  # closing: input after a bye is discarded
-        now = time.monotonic()
-        conn.pending.extend(conn.intake.take_lines(data, now))
+        conn.pending.extend(conn.intake.take_lines(data, time.monotonic()))
         if conn.pending:
             self._ready.add(conn)
             if len(conn.pending) >= limits.MAX_PENDING_COMMANDS:
@@ -211,12 +220,6 @@ class Reactor:
             self._dirty.add(conn)  # the welcome line waits
             self._on_readable(conn)  # the first command may have come with it
 
-    def _end_of_input(self, conn: Connection) -> None:
-        """The peer sent FIN: finish its commands, flush replies, then close."""
-        conn.reading, conn.peer_eof, conn.closing = False, True, True
-        self._update_mask(conn)
-        self._maybe_close(conn)
-
     # --- actions from workers ------------------------------------------------------------
 
     def _apply(self, action: act.Action) -> None:
@@ -227,124 +230,86 @@ class Reactor:
         if conn is None:
             return
         if isinstance(action, act.Done):
-            conn.running = False
-            if conn.release_held():
+            conn.batch_done()
+            if conn.out.release_held():
                 self._dirty.add(conn)
-            if conn.login_expired and conn.user is None and not conn.closing:
+            if Life.LOGIN_EXPIRED in conn.life and conn.out.user is None and not conn.closing:
                 self._login_timeout(conn)
             if conn.pending:
                 self._ready.add(conn)
             self._maybe_close(conn)
-        elif conn.sock is None or conn.bye_sent:
-            return  # output for a closed connection is dropped
-        elif isinstance(action, act.Emit):
-            conn.append(encode(action.event, conn.mode), exempt=True)
-            self._dirty.add(conn)
-        elif isinstance(action, act.Replay):
-            for m in action.messages:
-                conn.append_message(m, encode(m, conn.mode), exempt=True)
-            self._dirty.add(conn)
-        elif isinstance(action, act.SetMode):
-            conn.mode = action.mode
-        elif isinstance(action, act.LoggedIn):
-            conn.user = action.user
         elif isinstance(action, act.Close):
-            conn.pending = [i for i in conn.pending if isinstance(i, (act.TextAck, act.Disconnect))]
-            self._say_bye(conn, action.reason)
+            if conn.sock is not None and not conn.bye_sent:
+                conn.pending = [
+                    i for i in conn.pending if isinstance(i, act.TextAck | act.Disconnect)
+                ]
+                self._say_bye(conn, action.reason)
+        elif conn.out.apply(action):
+            self._dirty.add(conn)
 
     def _deliver(self, action: act.Deliver) -> None:
         msg = action.message
-        encoded: dict[str, bytes] = {}
+        encoded: dict[Mode, bytes] = {}
         for cid in action.conns:
             conn = self._conns.get(cid)
-            if conn is None or conn.sock is None or conn.bye_sent:
-                continue
-            if conn.held or (conn.running and msg.sender == conn.user):
-                # The echo of the user's own message: its `ok` is still in
-                # the running batch. Hold it, and everything after it (to
-                # keep id order), until that batch is done.
-                conn.held.append(msg)
-                continue
-            data = encoded.get(conn.mode)
-            if data is None:
-                data = encoded[conn.mode] = encode(msg, conn.mode)
-            conn.append_message(msg, data)
-            self._dirty.add(conn)  # judged slow or not after the write attempt
+            if conn is not None and conn.out.deliver(msg, encoded, conn.running):
+                self._dirty.add(conn)  # judged slow or not after the write attempt
 
     def _slow_consumer(self, conn: Connection) -> None:
-        self.counters["slow_consumers"] += 1
+        self._slow_consumers += 1
         log.warning(
             "%s is not reading (%d bytes queued): dropped as slow consumer",
-            conn.user or f"connection {conn.id}",
-            len(conn.outbuf),
+            conn.out.user or f"connection {conn.id}",
+            len(conn.out),
         )
         # Its messages stay stored and are replayed at the next login.
-        conn.cut_after_current_line()
-        self._say_bye(conn, "slow_consumer")
+        conn.out.cut()
+        self._say_bye(conn, ByeReason.SLOW_CONSUMER)
 
-    def _say_bye(self, conn: Connection, reason: str | None) -> None:
-        if reason is not None:
-            conn.append(encode(Bye(reason), conn.mode), exempt=True)
-            self._dirty.add(conn)
-        conn.held = []
-        conn.bye_sent = True
-        conn.reading = False
-        conn.closing = True
+    def _say_bye(self, conn: Connection, reason: ByeReason | None) -> None:
+        conn.say_bye(reason)
+        self._dirty.add(conn)
         self._update_mask(conn)
         deadline = time.monotonic() + limits.CLOSE_LINGER_SECONDS
-        heapq.heappush(self._timers, (deadline, conn.id, "linger"))
+        self._timers.add(deadline, (conn.id, _Timer.LINGER))
 
     # --- write ----------------------------------------------------------------------------
 
     def _write(self, conn: Connection) -> None:
-        if conn.outbuf:
+        if len(conn.out):
             try:
-                sent, offered = conn.send_some(limits.WRITE_CAP)
+                written = conn.send_some(limits.WRITE_CAP)
             except OSError as exc:
                 log.info("connection %d write failed: %s", conn.id, exc)
                 self._drop(conn)
                 return
-            if self._trace_io is not None and sent:
-                self._trace_io.io("io_write", conn.id, sent)
-            acked = conn.sent_bytes(sent)
-            if acked and conn.mode == "text":  # after a bye too: the bytes got out
-                conn.queue_text_ack(acked)
+            if written.sent:
+                self._trace_io.io("io_write", conn.id, written.sent)
+            if written.acked and conn.out.mode is Mode.TEXT:  # after a bye too: they got out
+                conn.queue_text_ack(written.acked)
                 self._ready.add(conn)
-            if sent < offered and not conn.bye_sent and conn.over_limit(self.config.max_outbuf):
-                # The kernel's buffer is full and more than the limit of what
-                # others sent is still waiting: the peer is not reading.
+            if conn.out.slow(self.config.max_outbuf):
                 self._slow_consumer(conn)
         self._update_mask(conn)
         self._maybe_close(conn)
 
     def _update_mask(self, conn: Connection) -> None:
-        if conn.sock is None:
-            return
-        mask = conn.interest(self.config.max_outbuf)
-        if mask == conn.mask:
-            return
-        if conn.mask == 0:
-            self._sel.register(conn.sock, mask, conn.handler)
-        elif mask == 0:
-            self._sel.unregister(conn.sock)
-        else:
-            self._sel.modify(conn.sock, mask, conn.handler)
-        conn.mask = mask
+        conn.watch(self._sel, self.config.max_outbuf)
 
     # --- closing ----------------------------------------------------------------------------
 
     def _maybe_close(self, conn: Connection) -> None:
         """Close once a closing connection has nothing left to send or run."""
         idle = conn.bye_sent or (not conn.pending and not conn.running)
-        if conn.sock is not None and conn.closing and not conn.outbuf and idle:
-            if conn.peer_eof:
+        if conn.sock is not None and conn.closing and not len(conn.out) and idle:
+            if Life.PEER_EOF in conn.life:
                 self._drop(conn)
                 return
-            if not conn.draining:
+            if Life.DRAINING not in conn.life:
                 # Lingering close: FIN after our last byte, then discard input
                 # till the peer closes (or the linger timer): an RST (close
                 # with unread input) can destroy the `bye` still in flight.
-                conn.draining = True
+                conn.start_draining()
                 try:
                     conn.sock.shutdown(socket.SHUT_WR)
                 except OSError:
@@ -358,17 +323,10 @@ class Reactor:
 
     def _drop(self, conn: Connection) -> None:
         """Close the socket now; the connection's last work still runs."""
-        if conn.sock is None:
+        if not conn.close_socket(self._sel):
             return
-        if conn.mask:
-            self._sel.unregister(conn.sock)
-            conn.mask = 0
-        conn.sock.close()
-        conn.sock = None
         self._open -= 1
-        conn.outbuf.clear()
-        conn.held = []
-        log.info("connection %d closed (%s)", conn.id, conn.user or "not logged in")
+        log.info("connection %d closed (%s)", conn.id, conn.out.user or "not logged in")
         conn.pending = [i for i in conn.pending if not isinstance(i, act.Disconnect)]
         conn.pending.append(act.Disconnect())
         self._ready.add(conn)
@@ -377,27 +335,25 @@ class Reactor:
     # --- timers ---------------------------------------------------------------------------------
 
     def _fire_timers(self, now: float) -> None:
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            _, cid, kind = heapq.heappop(timers)
+        for cid, kind in self._timers.due(now):
             conn = self._conns.get(cid)
             if conn is None or conn.sock is None:
                 continue
-            if kind == "login" and conn.handshaking:
+            if kind is _Timer.LOGIN and conn.handshaking:
                 log.info("connection %d: TLS handshake not done in time", conn.id)
                 self._drop(conn)
-            elif kind == "login" and conn.user is None and not conn.closing:
+            elif kind is _Timer.LOGIN and conn.out.user is None and not conn.closing:
                 if conn.running:
-                    conn.login_expired = True  # decided when its batch is done
+                    conn.login_expired()  # decided when its batch is done
                 else:
                     self._login_timeout(conn)
-            elif kind == "linger" and conn.closing:
+            elif kind is _Timer.LINGER and conn.closing:
                 self._drop(conn)
 
     def _login_timeout(self, conn: Connection) -> None:
         log.info("connection %d did not log in in time", conn.id)
         conn.pending = [i for i in conn.pending if isinstance(i, act.Disconnect)]
-        self._say_bye(conn, "idle")
+        self._say_bye(conn, ByeReason.IDLE)
 
     def _shutdown_step(self) -> bool:
         """One pass of a graceful stop; True once the loop may end."""
@@ -409,7 +365,7 @@ class Reactor:
                 self._listener.close()
                 self._listener = None
             for conn in self._conns.values():
-                conn.reading = False
+                conn.stop_reading()
                 self._update_mask(conn)
         late = now - self._stopping_since > limits.SHUTDOWN_GRACE_SECONDS
         if not self._said_bye:
@@ -419,7 +375,7 @@ class Reactor:
             self._said_bye = True
             for conn in list(self._conns.values()):
                 if conn.sock is not None and not conn.bye_sent:
-                    self._say_bye(conn, "shutdown")
+                    self._say_bye(conn, ByeReason.SHUTDOWN)
             self._bye_at = now
         # Done once every peer has closed after its bye, or, for peers that
         # keep their end open, once every bye is on the wire and a short
@@ -427,7 +383,7 @@ class Reactor:
         if all(c.sock is None for c in self._conns.values()):
             return True
         lingered = now - self._bye_at > limits.SHUTDOWN_LINGER_SECONDS
-        flushed = all(c.sock is None or c.draining for c in self._conns.values())
+        flushed = all(c.sock is None or Life.DRAINING in c.life for c in self._conns.values())
         return late or (lingered and flushed)
 
     def _close_all(self) -> None:
@@ -442,6 +398,9 @@ class Reactor:
         self._sel.close()
         self._wakeup.close()
 
-    def statistics(self) -> dict:
-        """Open connections and the counters (read from any thread)."""
-        return {"open": self._open, **self.counters}
+    def statistics(self) -> FrontStatistics:
+        """Open connections, the counters and the pool (read from any thread)."""
+        conns = ConnectionStatistics(
+            self._open, self._accepted, self._slow_consumers, self._rejected_full
+        )
+        return FrontStatistics(self.dispatch.statistics(), conns)

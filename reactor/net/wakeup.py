@@ -19,21 +19,26 @@ from __future__ import annotations
 import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class Wakeup:
+class Wakeup(Generic[T]):
+    """A socketpair and a queue: posts from any thread, drained by the loop."""
+
     def __init__(self) -> None:
         self._r, self._w = socket.socketpair()
         self._r.setblocking(False)
         self._w.setblocking(False)
-        self._queue: deque[Sequence[Any]] = deque()
+        self._queue: deque[Sequence[T]] = deque()
         self._pending = False
 
     def fileno(self) -> int:
+        """The end the loop's selector watches."""
         return self._r.fileno()
 
-    def post(self, items: Sequence[Any]) -> None:
+    def post(self, items: Sequence[T]) -> None:
         """Queue `items` for the reactor; safe from any thread."""
         self._queue.append(items)
         if not self._pending:
@@ -49,7 +54,7 @@ class Wakeup:
         except OSError:
             pass  # the loop has ended and closed the pair: nothing to wake
 
-    def drain(self) -> Iterator[Any]:
+    def drain(self) -> Iterator[T]:
         """Every posted item, in posting order (reactor thread only)."""
         try:
             while self._r.recv(4096):
@@ -62,5 +67,6 @@ class Wakeup:
             yield from queue.popleft()
 
     def close(self) -> None:
+        """Close both ends (once nobody posts)."""
         self._r.close()
         self._w.close()

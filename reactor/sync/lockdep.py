@@ -28,8 +28,14 @@ import threading
 import time
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any, TypeAlias
 
 from reactor.sync import tasks
+from reactor.sync.instrument import SILENT, LockInstrument, Reporter, Watched
+
+#: One thread's lock wait: the lock, when the wait began (ns), the
+#: thread's name and the command it runs.
+_Wait: TypeAlias = tuple[Watched, int, str, str | None]
 
 log = logging.getLogger("reactor.sync.lockdep")
 
@@ -53,17 +59,17 @@ def _who() -> tuple[str, str | None]:
 class _Held:
     """The locks one thread holds, and their classes as a tuple (a dict key)."""
 
-    __slots__ = ("locks", "classes")
+    __slots__ = ("classes", "locks")
 
     def __init__(self) -> None:
-        self.locks: list = []
+        self.locks: list[Watched] = []
         self.classes: tuple[str, ...] = ()
 
 
-class OrderChecker:
+class OrderChecker(LockInstrument):
     """Records lock-class order edges and reports cycles and recursion."""
 
-    def __init__(self, tracer=None) -> None:
+    def __init__(self, tracer: Reporter = SILENT) -> None:
         self._tracer = tracer
         self._local = threading.local()
         # Guards _edges, _graph and _reported. A plain lock, not a NamedLock:
@@ -72,20 +78,20 @@ class OrderChecker:
         self._mutex = threading.Lock()
         self._edges: dict[tuple[str, str], Edge] = {}
         self._graph: dict[str, set[str]] = {}
-        self._reported: set[frozenset] = set()
+        self._reported: set[frozenset[tuple[str, str]]] = set()
         # (classes held, class taken) pairs already checked: the fast path.
         # set.add and `in` are atomic; a race only repeats a check.
-        self._known: set[tuple] = set()
-        self.reports: list[dict] = []  # every report made, for /stats and tests
+        self._known: set[tuple[tuple[str, ...], str]] = set()
+        self.reports: list[dict[str, Any]] = []  # every report made, for /stats and tests
 
     def _state(self) -> _Held:
         try:
-            return self._local.held
+            held: _Held = self._local.held
         except AttributeError:
-            self._local.held = _Held()
-            return self._local.held
+            held = self._local.held = _Held()
+        return held
 
-    def check(self, lock) -> None:
+    def before_acquire(self, lock: Watched) -> None:
         """Before `lock` is taken: record new order edges, report cycles."""
         held = self._state()
         classes = held.classes
@@ -101,12 +107,14 @@ class OrderChecker:
                 self._add_edge(before, lock.cls)
         self._known.add(key)
 
-    def push(self, lock) -> None:
+    def acquired(self, lock: Watched, t0: int, t1: int) -> None:
+        """`lock` was had: push it on the thread's stack of held locks."""
         held = self._state()
         held.locks.append(lock)
         held.classes = (*held.classes, lock.cls)
 
-    def pop(self, lock) -> None:
+    def released(self, lock: Watched, t: int) -> None:
+        """`lock` was released: take it off the thread's stack (wherever it is)."""
         held = self._state()
         locks = held.locks
         if locks and locks[-1] is lock:  # the usual, last-in-first-out case
@@ -120,6 +128,7 @@ class OrderChecker:
                 return
 
     def edges(self) -> list[Edge]:
+        """Every order edge recorded so far, with who made it first."""
         with self._mutex:
             return list(self._edges.values())
 
@@ -175,53 +184,56 @@ class OrderChecker:
             ],
         }
         self.reports.append(report)
-        if self._tracer is not None:
-            self._tracer.event("order_violation", **report)
+        self._tracer.event("order_violation", **report)
 
-    def _report_recursion(self, lock) -> None:
+    def _report_recursion(self, lock: Watched) -> None:
         thread, cmd = _who()
         log.warning("possible recursive locking: %s takes %s again (/%s)", thread, lock.name, cmd)
         report = {"kind": "recursive", "lock": lock.name, "cmd": cmd}
         self.reports.append({**report, "thread": thread})
-        if self._tracer is not None:  # the event's own "thread" is the one
-            self._tracer.event("order_violation", **report)
+        # the event's own "thread" is the one
+        self._tracer.event("order_violation", **report)
 
 
 #: Long waits the watchdog reports in detail per check; more are counted.
 MAX_REPORTS = 5
 
 
-class Watchdog:
+class Watchdog(LockInstrument):
     """Reports lock waits longer than `threshold` seconds, with the wait-for
     graph and its cycle, if any."""
 
-    def __init__(self, threshold: float, tracer=None) -> None:
+    def __init__(self, threshold: float, tracer: Reporter = SILENT) -> None:
         self.threshold = threshold
         self._tracer = tracer
         # thread ident -> (lock, wait start ns, thread name, command). Each
         # thread writes only its own entry (dict item ops are atomic), the
         # watchdog thread only reads: no lock.
-        self._waits: dict[int, tuple] = {}
+        self._waits: dict[int, _Wait] = {}
         self._reported: set[tuple[int, int]] = set()
-        self.reports: list[dict] = []
+        self.reports: list[dict[str, Any]] = []
         # Notified after each report, for whoever waits for one (tests, demos).
         self.reported = threading.Condition(threading.Lock())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
 
     def start(self) -> None:
+        """Start the watchdog thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the watchdog thread and wait for it to end."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
 
-    def waiting(self, lock, t0: int) -> None:
+    def waiting(self, lock: Watched, t0: int) -> None:
+        """The calling thread blocks for `lock` since `t0`: list its wait."""
         thread, cmd = _who()
         self._waits[threading.get_ident()] = (lock, t0, thread, cmd)
 
-    def done_waiting(self) -> None:
+    def done_waiting(self, lock: Watched) -> None:
+        """The calling thread's wait ended: drop it from the list."""
         self._waits.pop(threading.get_ident(), None)
 
     def _watch(self) -> None:
@@ -256,8 +268,12 @@ class Watchdog:
                 len(late) - MAX_REPORTS, self.threshold,
             )  # fmt: skip
 
-    def _report(self, tid: int, waits: dict, now: int, names: dict) -> None:
-        chain, seen, cycle = [], [], None
+    def _report(
+        self, tid: int | None, waits: dict[int, _Wait], now: int, names: dict[int | None, str]
+    ) -> None:
+        chain: list[dict[str, Any]] = []
+        seen: list[int] = []
+        cycle: list[str] | None = None
         while tid in waits and tid not in seen:
             seen.append(tid)
             lock, t0, thread, cmd = waits[tid]
@@ -273,7 +289,7 @@ class Watchdog:
                     "waits_for": lock.name,
                     "held_by": names.get(holder, str(holder)),
                     "seconds": (now - t0) / 1e9,
-                }  # fmt: skip
+                }
             )
             if holder in seen:
                 cycle = [names.get(t, str(t)) for t in seen[seen.index(holder) :]]
@@ -291,8 +307,7 @@ class Watchdog:
         else:
             log.warning("long lock wait: %s", text)
         report = {"chain": chain, "cycle": cycle}
-        if self._tracer is not None:
-            self._tracer.event("deadlock" if cycle else "long_wait", **report)
+        self._tracer.event("deadlock" if cycle else "long_wait", **report)
         with self.reported:
             self.reports.append(report)
             self.reported.notify_all()

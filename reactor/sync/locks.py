@@ -1,7 +1,8 @@
 """Named locks and the locking strategies (`--locking global|fine`).
 
 Owns: the project's lock type `NamedLock`, the lock keys that command code
-declares, and the two strategies that map keys to locks.
+declares, the strategies that map keys to locks, and `Locking`, the
+interface they share.
 Must not: know what the locks guard beyond the table below, or do I/O.
 
 Command code never names a `threading.Lock`; it says which shared structures
@@ -37,11 +38,16 @@ at once, so an order bug fails every time, not once in a blue moon.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from time import monotonic_ns
+from typing import Any, Generic, Protocol, TypeVar
 
 from reactor.errors import LockMisuse, LockTimeout
+from reactor.kinds import Strategy
+from reactor.stats import LockStats
 from reactor.sync import tasks
+from reactor.sync.instrument import NO_HOOKS, LockHooks
 
 DELIVERY = "delivery"
 GROUPS = "groups"
@@ -60,34 +66,6 @@ def _order(key: str) -> tuple[int, str]:
     return (_RANK[key.partition(":")[0]], key)
 
 
-@dataclass(frozen=True)
-class LockStats:
-    """lockstat-style counters of one lock, or of a class of locks (times in ns)."""
-
-    name: str
-    cls: str
-    acquisitions: int = 0
-    contended: int = 0  # acquisitions that had to wait
-    wait_total: int = 0
-    wait_max: int = 0
-    hold_total: int = 0
-    hold_max: int = 0
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """Who watches the locks (each optional): the trace (reactor/tracing/recorder.py),
-    the lock-order checker and the deadlock watchdog (reactor/sync/lockdep.py).
-    Plugged into every lock instead of `if debug:` tests in command code."""
-
-    tracer: object = None  # lock_acquired(lock, t0, t1), lock_released(lock, t), lock_gave_up
-    checker: object = None  # check(lock) before taking, push(lock), pop(lock)
-    watchdog: object = None  # waiting(lock, t0), done_waiting(): contended waits only
-
-
-NO_HOOKS = Hooks()
-
-
 class NamedLock:
     """A `threading.Lock` with a name, a class (the part of the name before
     `:`, as lockdep groups lock classes), an owner check, and lockstat
@@ -95,14 +73,24 @@ class NamedLock:
     the lock itself guards them. `hooks` are told of every acquisition."""
 
     __slots__ = (
-        "name", "cls", "_tracer", "_checker", "_watchdog", "_lock", "_owner", "_since",
-        "acquisitions", "contended", "wait_total", "wait_max", "hold_total", "hold_max",
+        "_hooks",
+        "_lock",
+        "_owner",
+        "_since",
+        "acquisitions",
+        "cls",
+        "contended",
+        "hold_max",
+        "hold_total",
+        "name",
+        "wait_max",
+        "wait_total",
     )  # fmt: skip
 
-    def __init__(self, name: str, hooks: Hooks = NO_HOOKS) -> None:
+    def __init__(self, name: str, hooks: LockHooks = NO_HOOKS) -> None:
         self.name = name
         self.cls = name.partition(":")[0]
-        self._tracer, self._checker, self._watchdog = hooks.tracer, hooks.checker, hooks.watchdog
+        self._hooks = hooks
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._since = 0
@@ -111,22 +99,21 @@ class NamedLock:
 
     def acquire(self, timeout: float = -1) -> bool:
         """Take the lock, waiting at most `timeout` seconds (-1: forever)."""
-        checker = self._checker
-        if checker is not None:
-            checker.check(self)  # before blocking: warn before any deadlock
+        hooks = self._hooks
+        for before in hooks.before_acquire:  # before blocking: warn before any deadlock
+            before(self)
         t0 = t1 = monotonic_ns()  # a free lock: acquired the moment it is asked for
         contended = not self._lock.acquire(False)
         if contended:
-            watchdog = self._watchdog
-            if watchdog is not None:
-                watchdog.waiting(self, t0)
+            for waiting in hooks.waiting:
+                waiting(self, t0)
             got = self._lock.acquire(True, timeout)
-            if watchdog is not None:
-                watchdog.done_waiting()
+            for done in hooks.done_waiting:
+                done(self)
             t1 = monotonic_ns()
             if not got:
-                if self._tracer is not None:
-                    self._tracer.lock_gave_up(self, t0, t1)
+                for gave_up in hooks.gave_up:
+                    gave_up(self, t0, t1)
                 return False
         self._owner = threading.get_ident()
         self._since = t1
@@ -135,13 +122,12 @@ class NamedLock:
             self.contended += 1
             self.wait_total += t1 - t0
             self.wait_max = max(self.wait_max, t1 - t0)
-        if checker is not None:
-            checker.push(self)
-        if self._tracer is not None:
-            self._tracer.lock_acquired(self, t0, t1)
+        for acquired in hooks.acquired:
+            acquired(self, t0, t1)
         return True
 
     def release(self) -> None:
+        """Release the lock; only its holder may."""
         if self._owner != threading.get_ident():
             raise LockMisuse(f"can't release lock {self.name!r}: this thread does not hold it")
         t = monotonic_ns()
@@ -150,10 +136,8 @@ class NamedLock:
         self.hold_max = max(self.hold_max, held)
         self._owner = None
         self._lock.release()
-        if self._checker is not None:
-            self._checker.pop(self)
-        if self._tracer is not None:
-            self._tracer.lock_released(self, t)
+        for released in self._hooks.released:
+            released(self, t)
 
     @property
     def owner(self) -> int | None:
@@ -165,6 +149,7 @@ class NamedLock:
         return self._owner == threading.get_ident()
 
     def locked(self) -> bool:
+        """True if some thread holds this lock (a snapshot: it may change at once)."""
         return self._lock.locked()
 
     def statistics(self) -> LockStats:
@@ -185,26 +170,24 @@ class NamedLock:
         return f"<NamedLock {self.name} {'locked' if self.locked() else 'free'}>"
 
 
-def class_statistics(stats: list[LockStats]) -> list[LockStats]:
-    """Per-class sums (maxima for the max fields) of per-lock statistics."""
-    by_cls: dict[str, LockStats] = {}
-    for s in stats:
-        c = by_cls.get(s.cls) or LockStats(s.cls, s.cls)
-        by_cls[s.cls] = LockStats(
-            s.cls, s.cls, c.acquisitions + s.acquisitions, c.contended + s.contended,
-            c.wait_total + s.wait_total, max(c.wait_max, s.wait_max),
-            c.hold_total + s.hold_total, max(c.hold_max, s.hold_max),
-        )  # fmt: skip
-    return sorted(by_cls.values(), key=lambda s: s.cls)
+#: What a thread's stack records per lock it holds through `hold()`: the
+#: lock's name (`global`) or its place in the lock order (`fine`).
+_Mark = TypeVar("_Mark")
 
 
-class _Hold:
+class _Hold(Generic[_Mark]):
     """Context manager for one `hold()`: acquires in order, releases in reverse.
     With a timeout, a lock not had in time releases the others and raises."""
 
-    __slots__ = ("_locks", "_stack", "_marks", "_timeout")
+    __slots__ = ("_locks", "_marks", "_stack", "_timeout")
 
-    def __init__(self, locks: list[NamedLock], stack: list, marks: list, timeout=-1) -> None:
+    def __init__(
+        self,
+        locks: list[NamedLock],
+        stack: list[_Mark],
+        marks: list[_Mark],
+        timeout: float = -1,
+    ) -> None:
         self._locks = locks
         self._stack = stack
         self._marks = marks
@@ -224,42 +207,44 @@ class _Hold:
             lock.release()
 
 
-def _thread_stack(tls: threading.local) -> list:
-    """The calling thread's stack of held lock marks (made on first use)."""
+def _thread_stack(tls: threading.local) -> list[Any]:
+    """The calling thread's stack of held lock marks (made on first use);
+    its strategy's `_stack` says what the marks are."""
     try:
-        return tls.stack
+        stack: list[Any] = tls.stack
     except AttributeError:
-        tls.stack = []
-        return tls.stack
+        stack = tls.stack = []
+    return stack
 
 
 class GlobalLocking:
     """Every key is the one lock ``global`` (the classic course design)."""
 
-    name = "global"
+    name = Strategy.GLOBAL
 
-    def __init__(self, hooks: Hooks = NO_HOOKS) -> None:
+    def __init__(self, hooks: LockHooks = NO_HOOKS) -> None:
         self.lock = NamedLock("global", hooks)
         self._tls = threading.local()
 
-    def hold(self, *keys: str) -> _Hold:
+    def hold(self, *keys: str) -> _Hold[str]:
         """Hold the global lock, unless this thread already does."""
         stack = self._stack()
         return _Hold([] if stack else [self.lock], stack, [self.lock.name])
 
     def locks(self) -> list[NamedLock]:
+        """Every lock of this strategy: the one ``global``."""
         return [self.lock]
 
-    def _stack(self) -> list:
+    def _stack(self) -> list[str]:
         return _thread_stack(self._tls)
 
 
 class FineLocking:
     """One lock per key, always taken in the documented order."""
 
-    name = "fine"
+    name: Strategy = Strategy.FINE
 
-    def __init__(self, hooks: Hooks = NO_HOOKS) -> None:
+    def __init__(self, hooks: LockHooks = NO_HOOKS) -> None:
         self._hooks = hooks
         self._table = {k: NamedLock(k, hooks) for k in (DELIVERY, GROUPS, SESSIONS, STORAGE)}
         self._tls = threading.local()
@@ -274,7 +259,7 @@ class FineLocking:
             lock = self._table.setdefault(key, NamedLock(key, self._hooks))
         return lock
 
-    def hold(self, *keys: str) -> _Hold:
+    def hold(self, *keys: str) -> _Hold[tuple[int, str]]:
         """Hold the locks of `keys` (any order given; taken in lock order)."""
         order = sorted(set(keys), key=_order)
         stack = self._stack()
@@ -286,9 +271,10 @@ class FineLocking:
         return _Hold([self.lock(k) for k in order], stack, [_order(k) for k in order])
 
     def locks(self) -> list[NamedLock]:
+        """Every lock made so far: one per fixed key and per group key used."""
         return list(self._table.values())
 
-    def _stack(self) -> list:
+    def _stack(self) -> list[tuple[int, str]]:
         return _thread_stack(self._tls)
 
 
@@ -300,14 +286,16 @@ class InvertedLocking(FineLocking):
     server recovers, every wait gives up after `timeout` seconds and the
     command fails with `internal`."""
 
-    name = "inverted"
+    name = Strategy.INVERTED
     INVERTED = frozenset({"users"})
 
-    def __init__(self, hooks: Hooks = NO_HOOKS, timeout: float = 4.0) -> None:
+    def __init__(self, hooks: LockHooks = NO_HOOKS, timeout: float = 4.0) -> None:
         super().__init__(hooks)
         self.timeout = timeout
 
-    def hold(self, *keys: str) -> _Hold:
+    def hold(self, *keys: str) -> _Hold[tuple[int, str]]:
+        """Hold the locks of `keys` in lock order, or in reverse for the
+        commands in `INVERTED`; raises `LockTimeout` if a wait gives up."""
         task = tasks.current()
         order = sorted(set(keys), key=_order)
         if task is not None and task.cmd in self.INVERTED:
@@ -315,18 +303,34 @@ class InvertedLocking(FineLocking):
         return _Hold([self.lock(k) for k in order], self._stack(), [], self.timeout)
 
 
-Locking = GlobalLocking | FineLocking
+class Locking(Protocol):
+    """A locking strategy as command code sees it: `GlobalLocking`,
+    `FineLocking` and `InvertedLocking` are the ones there are."""
 
-STRATEGIES = {"global": GlobalLocking, "fine": FineLocking, "inverted": InvertedLocking}
+    @property
+    def name(self) -> Strategy:
+        """The strategy's `--locking` name."""
+
+    def hold(self, *keys: str) -> AbstractContextManager[None, None]:
+        """A context manager that holds what `keys` (the lock keys above)
+        map to; raises `LockMisuse` for a key taken against the lock order."""
+
+    def locks(self) -> list[NamedLock]:
+        """Every lock of the strategy so far, for statistics."""
 
 
-def make_locking(name: str, hooks: Hooks = NO_HOOKS, timeout: float | None = None) -> Locking:
+STRATEGIES: dict[Strategy, Callable[[LockHooks], Locking]] = {
+    Strategy.GLOBAL: GlobalLocking, Strategy.FINE: FineLocking, Strategy.INVERTED: InvertedLocking,
+}  # fmt: skip
+
+
+def make_locking(name: str, hooks: LockHooks = NO_HOOKS, timeout: float | None = None) -> Locking:
     """A fresh strategy by its `--locking` name, its locks watched by
     `hooks`; `timeout` is the `inverted` strategy's give-up time."""
     try:
-        cls = STRATEGIES[name]
-    except KeyError:
+        cls = STRATEGIES[Strategy(name)]
+    except ValueError:
         raise ValueError(f"unknown locking strategy {name!r}") from None
     if cls is InvertedLocking and timeout is not None:
-        return cls(hooks, timeout)
+        return InvertedLocking(hooks, timeout)
     return cls(hooks)

@@ -9,21 +9,32 @@ command; read by the lock hooks (tracing, lock-order checker) and the
 from __future__ import annotations
 
 import threading
+from collections import deque
+from typing import Protocol
 
 _local = threading.local()
+
+
+class TraceBuffer(Protocol):
+    """The running thread's trace buffer (reactor/tracing/recorder.py
+    `_Buffer`), as the lock hooks reach it through the task: events are
+    appended and, past its cap, counted as dropped."""
+
+    events: deque[tuple[object, ...]]
+    dropped: int
 
 
 class Task:
     """One command (or a commit) being run by a worker."""
 
-    __slots__ = ("id", "cmd", "conn", "sampled", "buf")
+    __slots__ = ("buf", "cmd", "conn", "id", "sampled")
 
     def __init__(self, task_id: int, cmd: str, conn: int, sampled: bool) -> None:
         self.id = task_id
         self.cmd = cmd
         self.conn = conn
         self.sampled = sampled
-        self.buf = None  # the running thread's trace buffer, set by the tracer
+        self.buf: TraceBuffer | None = None  # the running thread's, set by the tracer
 
 
 def current() -> Task | None:
@@ -32,4 +43,5 @@ def current() -> Task | None:
 
 
 def enter(task: Task | None) -> None:
+    """Make `task` the one the calling thread runs (None: no task)."""
     _local.task = task

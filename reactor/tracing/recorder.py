@@ -33,6 +33,8 @@ from collections import deque
 from typing import Any
 
 from reactor.sync import tasks
+from reactor.sync.instrument import LockInstrument, Watched
+from reactor.tracing.hooks import TraceHooks
 
 log = logging.getLogger("reactor.tracing.recorder")
 
@@ -52,21 +54,23 @@ CLOSE_TIMEOUT = 10.0
 class _Buffer:
     """One thread's pending events. Only that thread appends; only the writer pops."""
 
-    __slots__ = ("tid", "name", "events", "dropped", "reported", "ended")
+    __slots__ = ("dropped", "ended", "events", "name", "reported", "tid")
 
     def __init__(self) -> None:
         self.tid = threading.get_native_id()
         self.name = threading.current_thread().name
-        self.events: deque[tuple] = deque()
+        self.events: deque[tuple[object, ...]] = deque()
         self.dropped = 0  # written by the owner thread only
         self.reported = 0  # written by the writer only
         self.ended = False  # the thread said `thread_end`: drop once drained
 
 
-class Tracer:
+class Tracer(TraceHooks, LockInstrument):
     """Records events from any thread; a writer thread ships them to the
     process that writes `path`. Also a lock hook (reactor/sync/locks.py): it
     records lock events of sampled tasks."""
+
+    enabled = True
 
     def __init__(self, path: str, *, locking: str, workers: int, sample: float = 1.0) -> None:
         self.path = path
@@ -87,6 +91,7 @@ class Tracer:
             stdin=subprocess.PIPE,
             start_new_session=True,  # signals to our group are not for it: EOF ends it
         )
+        assert self._process.stdin is not None  # stdin=PIPE
         self._pipe = self._process.stdin
         self._local = threading.local()
         self._buffers: list[_Buffer] = []  # appended under the GIL; read by the writer
@@ -100,7 +105,8 @@ class Tracer:
 
     def _buf(self) -> _Buffer:
         try:
-            return self._local.buf
+            buf: _Buffer = self._local.buf
+            return buf
         except AttributeError:
             buf = self._local.buf = _Buffer()
             buf.events.append(("X", time.monotonic_ns(), "thread_start", {}))
@@ -121,7 +127,7 @@ class Tracer:
         buf.ended = True
         del self._local.buf
 
-    def _record(self, event: tuple) -> None:
+    def _record(self, event: tuple[object, ...]) -> None:
         buf = self._buf()
         if len(buf.events) >= BUFFER_CAP:
             buf.dropped += 1
@@ -144,6 +150,7 @@ class Tracer:
             self._record(("S", time.monotonic_ns(), task.id, task.cmd))
 
     def task_end(self, task: tasks.Task) -> None:
+        """The calling worker finished `task` (a `task_end` event if sampled)."""
         if task.sampled:
             self._record(("E", time.monotonic_ns(), task.id, task.cmd))
 
@@ -158,7 +165,8 @@ class Tracer:
 
     # --- lock hooks (reactor/sync/locks.py) -----------------------------------------
 
-    def lock_acquired(self, lock, t0: int, t1: int) -> None:
+    def acquired(self, lock: Watched, t0: int, t1: int) -> None:
+        """`lock`, asked for at `t0` and had at `t1`, by a sampled task."""
         task = tasks.current()
         if task is not None and task.buf is not None:
             buf = task.buf
@@ -167,13 +175,14 @@ class Tracer:
             else:
                 buf.dropped += 1
 
-    def lock_gave_up(self, lock, t0: int, t1: int) -> None:
+    def gave_up(self, lock: Watched, t0: int, t1: int) -> None:
         """A timed wait (the `inverted` demo) ended without the lock."""
         task = tasks.current()
         if task is not None and task.buf is not None:
             self._record(("G", t0, t1, lock.name, task.id))
 
-    def lock_released(self, lock, t: int) -> None:
+    def released(self, lock: Watched, t: int) -> None:
+        """`lock` released at `t` by a sampled task."""
         task = tasks.current()
         if task is not None and task.buf is not None:
             buf = task.buf
@@ -185,7 +194,7 @@ class Tracer:
     # --- shipping (writer thread) -------------------------------------------------
 
     def _drain(self) -> None:
-        frame = []
+        frame: list[tuple[int, str, list[tuple[object, ...]], int]] = []
         for buf in list(self._buffers):
             events = buf.events
             # In chunks, so the GIL is not held for one huge pass.

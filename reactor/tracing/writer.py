@@ -20,6 +20,8 @@ import json
 import marshal
 import signal
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 
 class Formatter:
@@ -31,13 +33,19 @@ class Formatter:
         self._last: dict[int, int] = {}  # tid -> last ts written, for `dropped`
 
     def q(self, text: str) -> str:
+        """`text` as a JSON string (remembered: names and commands repeat)."""
         quoted = self._quoted.get(text)
         if quoted is None:
             quoted = self._quoted[text] = json.dumps(text, ensure_ascii=False)
         return quoted
 
-    def lines(self, tid: int, name: str, events: list, dropped: int) -> list[str]:
-        start, q, out = self.start, self.q, []
+    def lines(
+        self, tid: int, name: str, events: Sequence[tuple[Any, ...]], dropped: int
+    ) -> list[str]:
+        """The JSON Lines of thread `tid`'s (`name`) recorded `events`, as the
+        recorder's tuples, and a `dropped` line if `dropped` events were lost."""
+        start, q = self.start, self.q
+        out: list[str] = []
         head = f'"tid":{tid},"thread":{q(name)}'
         last = 0
         for e in events:
@@ -89,6 +97,8 @@ class Formatter:
 
 
 def main(argv: list[str]) -> int:
+    """Append the frames read from stdin to the trace `argv[0]`, timestamps
+    relative to `argv[1]` (ns); returns the exit status at EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     path, start_ns = argv[0], int(argv[1])

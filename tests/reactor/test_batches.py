@@ -8,13 +8,15 @@ import sqlite3
 import pytest
 
 from reactor.actions import Deliver, Disconnect, Done, Emit, LoggedIn, TextAck
-from reactor.chat.commands import Chat, Outbox
+from reactor.chat.commands import Chat
 from reactor.chat.commit import Committer
-from reactor.chat.pool import Pool
+from reactor.chat.engine import Engine
+from reactor.chat.outbox import Outbox
 from reactor.chat.sessions import ConnState, Sessions
 from reactor.chat.storage import Storage
 from reactor.protocol import parse
 from reactor.sync.locks import make_locking
+from reactor.tracing.hooks import NULL_TRACE
 
 
 class World:
@@ -25,11 +27,11 @@ class World:
         self.sessions = Sessions()
         self.committer = Committer(self.locks, self.storage, self.sessions, self.posted.extend)
         self.chat = Chat(self.locks, self.storage, self.sessions, self.committer, auth="none")
-        self.pool = Pool(self.chat, self.posted.extend, workers=1)  # batches run inline
+        self.engine = Engine(self.chat, self.posted.extend, NULL_TRACE)  # batches run here
 
     def batch(self, conn, *lines):
         self.posted.clear()
-        self.pool.run_batch(conn, [parse(x) for x in lines])
+        self.engine.run(conn, [parse(x) for x in lines])
         return list(self.posted)
 
     def disk_full(self, full: bool) -> None:
@@ -64,7 +66,7 @@ def test_batch_ok_only_after_commit_and_message_routed(world):
     out = world.batch(alice, "/send bob hi")
     deliver = [a for a in out if isinstance(a, Deliver)]
     assert deliver and deliver[0].conns == (2,)
-    assert out.index(deliver[0]) < [i for i, a in enumerate(out) if isinstance(a, Emit)][0]
+    assert out.index(deliver[0]) < next(i for i, a in enumerate(out) if isinstance(a, Emit))
     assert world.storage.committed_max_id == deliver[0].message.id
 
 
@@ -117,7 +119,7 @@ def test_batch_goes_on_after_a_failed_text_ack(world, monkeypatch):
 
     monkeypatch.setattr(world.storage, "set_cursor", locked)
     world.posted.clear()
-    world.pool.run_batch(alice, [TextAck(1), parse("/ping after"), Disconnect(), parse("/whoami")])
+    world.engine.run(alice, [TextAck(1), parse("/ping after"), Disconnect(), parse("/whoami")])
     # The ack failed (logged); the commands around it still get their reply.
     assert replies(world.posted) == [("ping", "ok"), ("whoami", "ok")]
     assert isinstance(world.posted[-1], Done)

@@ -10,8 +10,9 @@ import pytest
 
 from reactor.config import Config
 from reactor.sync import tasks
+from reactor.sync.instrument import LockHooks
 from reactor.sync.lockdep import MAX_REPORTS, OrderChecker, Watchdog
-from reactor.sync.locks import SESSIONS, STORAGE, Hooks, NamedLock
+from reactor.sync.locks import SESSIONS, STORAGE, NamedLock
 from tests.support.chatclient import Client, ServerProcess, account, fresh_name, in_process
 
 
@@ -28,7 +29,7 @@ def test_watchdog_does_not_call_a_wait_that_just_ended_a_deadlock():
     # may get its lock in between. It must not report it as waiting for
     # itself (seen with 1000 threads: "cycle: conn-871 -> conn-871").
     watchdog = Watchdog(threshold=0.1)
-    lock = NamedLock("storage", Hooks(watchdog=watchdog))
+    lock = NamedLock("storage", LockHooks(watchdog))
     me = threading.get_ident()
     stale = {me: (lock, 0, "conn-871", "send")}
     with lock:
@@ -53,7 +54,7 @@ def test_watchdog_details_a_few_long_waits_a_check_and_counts_the_rest(caplog):
 
 def test_checker_reports_an_inversion_once_with_who_made_each_edge():
     checker = OrderChecker()
-    hooks = Hooks(checker=checker)
+    hooks = LockHooks(checker)
     a, b = NamedLock("sessions", hooks), NamedLock("storage", hooks)
 
     def a_then_b():
@@ -82,7 +83,7 @@ def test_checker_reports_an_inversion_once_with_who_made_each_edge():
 
 def test_checker_finds_longer_cycles_and_recursion():
     checker = OrderChecker()
-    hooks = Hooks(checker=checker)
+    hooks = LockHooks(checker)
     x, y, z = (NamedLock(n, hooks) for n in ("x", "y", "z"))
     for first, second in ((x, y), (y, z)):
         with first, second:
@@ -93,7 +94,7 @@ def test_checker_finds_longer_cycles_and_recursion():
     assert checker.reports[0]["cycle"] == ["z", "x", "y", "z"]
     lock = NamedLock("group:os2", hooks)
     lock.acquire()
-    checker.check(lock)  # what acquire() does first; it would then block forever
+    checker.before_acquire(lock)  # what acquire() does first; it would then block forever
     assert checker.reports[-1]["kind"] == "recursive"
     assert checker.reports[-1]["lock"] == "group:os2"
     lock.release()
@@ -101,7 +102,7 @@ def test_checker_finds_longer_cycles_and_recursion():
 
 def test_checker_ignores_two_locks_of_one_class():
     checker = OrderChecker()
-    hooks = Hooks(checker=checker)
+    hooks = LockHooks(checker)
     a, b = NamedLock("group:a", hooks), NamedLock("group:b", hooks)
     with a, b:
         pass
@@ -112,7 +113,7 @@ def test_checker_ignores_two_locks_of_one_class():
 
 def test_watchdog_reports_a_real_deadlock_with_its_cycle():
     watchdog = Watchdog(threshold=0.2)
-    hooks = Hooks(watchdog=watchdog)
+    hooks = LockHooks(watchdog)
     a, b = NamedLock("sessions", hooks), NamedLock("storage", hooks)
     both_hold_one = threading.Barrier(2)
     watchdog.start()

@@ -188,7 +188,8 @@ def test_stats_in_text_mode_is_an_aligned_table(server):
 
 
 def test_trace_full_buffer_drops_and_counts(tmp_path, monkeypatch):
-    from reactor.sync import tasks, tracing
+    from reactor.sync import tasks
+    from reactor.tracing import recorder as tracing
 
     monkeypatch.setattr(tracing, "BUFFER_CAP", 10)
     path = tmp_path / "small.jsonl"

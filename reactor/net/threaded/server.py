@@ -15,7 +15,6 @@ See docs/architecture.md.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import selectors
 import socket
@@ -25,27 +24,33 @@ from collections.abc import Sequence
 
 from reactor import actions as act
 from reactor import limits
-from reactor.chat.commands import Chat
-from reactor.chat.pool import item_name, run_batch
 from reactor.config import Config
+from reactor.frontend import Dispatch
+from reactor.kinds import ByeReason, Mode
 from reactor.net.listener import Listener
-from reactor.net.loop import WELCOME
 from reactor.net.threaded.conn import ThreadConn, timeval
 from reactor.net.threaded.writer import Output
+from reactor.net.timers import Timers
 from reactor.net.wakeup import Wakeup
-from reactor.protocol import TEXT, Bye, encode
-from reactor.sync.locks import Hooks, NamedLock
+from reactor.protocol import TEXT, WELCOME, Bye, encode
+from reactor.stats import ConnectionStatistics, FrontStatistics, PoolStatistics
+from reactor.sync.instrument import LockHooks
+from reactor.tracing.hooks import NULL_TRACE, TraceHooks
 
 log = logging.getLogger("reactor.net.threaded.server")
 
 
 class ThreadedServer:
-    """The model's front end, in place of the reactor and the pool.
+    """The model's front end (reactor/frontend.py `Frontend`), in place of
+    the reactor and the pool.
     `bind()`, then `run()` in the accepting thread; `request_stop()` from any."""
 
-    def __init__(self, config: Config, chat: Chat, hooks: Hooks, tracer=None) -> None:
+    def __init__(
+        self, config: Config, dispatch: Dispatch, hooks: LockHooks, tracer: TraceHooks = NULL_TRACE
+    ) -> None:
         self.config = config
-        self.chat = chat
+        self.name = "thread per client"
+        self.dispatch = dispatch
         self.hooks = hooks
         self.tracer = tracer
         # conn id -> ThreadConn. Changed only by single dict operations (insert by
@@ -55,19 +60,21 @@ class ThreadedServer:
         self._conns: dict[int, ThreadConn] = {}
         self._next_id = 1
         self._sel = selectors.DefaultSelector()
-        self._wakeup = Wakeup()  # other threads -> accepting thread: linger timers
+        # Other threads -> the accepting thread: (deadline, conn id) of lingers.
+        self._wakeup: Wakeup[tuple[float, int]] = Wakeup()
         self._sel.register(self._wakeup, selectors.EVENT_READ)
         self._listener: Listener | None = None
-        self._timers: list[tuple[float, int]] = []  # (deadline, conn id): end a linger
-        self.output = Output(chat, self.post, tracer)  # writes the queues (threadwrite.py)
+        self._timers: Timers[int] = Timers()  # conn id: its linger is over
+        self.output = Output(dispatch, tracer)  # writes the queues (writer.py)
         self._stop_requested = False
-        self.counters = {"accepted": 0, "slow_consumers": 0, "rejected_full": 0}
+        self._accepted = self._slow_consumers = self._rejected_full = 0
 
     # --- the accepting thread --------------------------------------------------
 
     def bind(self) -> tuple[str, int]:
+        """Open the listening socket; return the address really bound."""
         address = (self.config.ip, self.config.port)
-        self._listener = Listener(self._sel, address, self._accepted, self._refusal)
+        self._listener = Listener(self._sel, address, self._on_accept, self._refusal)
         return self._listener.address
 
     def request_stop(self) -> None:
@@ -78,44 +85,39 @@ class ThreadedServer:
     def run(self) -> None:
         """Accept and end lingering closes until a stop is requested; then
         shut down gracefully and return once every connection thread ended."""
-        if self.tracer is not None:
-            self.tracer.thread_start()
+        self.tracer.thread_start()
+        listener = self._listener
+        assert listener is not None, "bind() first"
         while not self._stop_requested:
-            now = time.monotonic()
-            timeout = limits.MAX_POLL_SECONDS
-            if self._timers:
-                timeout = min(timeout, max(0.0, self._timers[0][0] - now))
-            if self._listener.paused_until:
-                timeout = min(timeout, max(0.0, self._listener.paused_until - now))
+            timeout = self._timers.wait(time.monotonic(), listener.paused_until)
             for key, mask in self._sel.select(timeout):
                 if key.data is None:
-                    for deadline_conn in self._wakeup.drain():
-                        heapq.heappush(self._timers, deadline_conn)
+                    for deadline, cid in self._wakeup.drain():
+                        self._timers.add(deadline, cid)
                 else:
                     key.data(mask)
             now = time.monotonic()
-            self._listener.resume_if_due(now)
-            while self._timers and self._timers[0][0] <= now:
-                conn = self._conns.get(heapq.heappop(self._timers)[1])
+            listener.resume_if_due(now)
+            for cid in self._timers.due(now):
+                conn = self._conns.get(cid)
                 if conn is not None:
                     self.output.shut(conn, socket.SHUT_RDWR)  # linger over: wake its reader
-        self._shutdown()
-        if self.tracer is not None:
-            self.tracer.thread_end()
+        self._shutdown(listener)
+        self.tracer.thread_end()
 
-    def _refusal(self) -> str | None:
+    def _refusal(self) -> ByeReason | None:
         if self._stop_requested:
-            return "shutdown"
+            return ByeReason.SHUTDOWN
         if len(self._conns) >= self.config.max_clients:
-            self.counters["rejected_full"] += 1
-            return "server_full"
+            self._rejected_full += 1
+            return ByeReason.SERVER_FULL
         return None
 
-    def _accepted(self, sock: socket.socket, peer: str) -> None:
+    def _on_accept(self, sock: socket.socket, peer: str) -> None:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = ThreadConn(self._next_id, sock, peer, self.config, self.hooks)
-        self._next_id += 1
+        cid, self._next_id = self._next_id, self._next_id + 1
+        conn = ThreadConn(cid, sock, self.dispatch.open_session(cid, peer), self.config, self.hooks)
         conn.thread = threading.Thread(
             target=self._serve, args=(conn,), name=f"conn-{conn.id}", daemon=True
         )
@@ -124,36 +126,37 @@ class ThreadedServer:
             conn.thread.start()
         except RuntimeError as exc:  # "can't start new thread": out of threads or memory
             self._conns.pop(conn.id, None)
-            self.counters["rejected_full"] += 1
+            self._rejected_full += 1
             log.error("refused %s: cannot start its thread (%s)", peer, exc)
             try:
-                sock.send(encode(Bye("server_full"), TEXT), socket.MSG_DONTWAIT)
+                sock.send(encode(Bye(ByeReason.SERVER_FULL), TEXT), socket.MSG_DONTWAIT)
             except OSError:
                 pass
             sock.close()
             return
-        self.counters["accepted"] += 1
+        self._accepted += 1
         log.info("connection %d from %s", conn.id, peer)
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, listener: Listener) -> None:
         """Stop accepting; let each connection answer what it has sent (its
         socket is shut for reading: its thread reads what is buffered, runs
         it, then sees end of input and says `bye shutdown`); wait for the
         threads at most SHUTDOWN_GRACE_SECONDS, then cut what is left."""
         log.info("shutting down: answering what is in flight")
-        self._listener.close()
+        listener.close()
         end = time.monotonic() + limits.SHUTDOWN_GRACE_SECONDS
         conns = list(self._conns.values())
         for conn in conns:
-            with conn.out:
+            with conn.lock:
                 conn.stopping = True
             self.output.shut(conn, socket.SHUT_RD)  # wakes a reader blocked in recv()
         for conn in conns:
-            conn.thread.join(max(0.0, end - time.monotonic()))
+            if conn.thread is not None:
+                conn.thread.join(max(0.0, end - time.monotonic()))
         for conn in conns:  # late ones, and write-behind threads still at work
             self.output.shut(conn, socket.SHUT_RDWR)
             for thread in (conn.thread, conn.writer):
-                if thread is not None:
+                if thread is not None and thread.ident is not None:
                     thread.join(max(0.0, end + limits.SHUTDOWN_LINGER_SECONDS - time.monotonic()))
 
     def close(self) -> None:
@@ -161,54 +164,51 @@ class ThreadedServer:
         self._sel.close()
         self._wakeup.close()
 
-    def statistics(self) -> dict:
-        return {"open": len(self._conns), **self.counters}
-
-    def locks(self) -> list[NamedLock]:
-        """The ``outbuf`` lock of every open connection (for /stats)."""
-        return [c.out for c in list(self._conns.values())]
-
-    def busy(self) -> int:
-        """Connection threads running a batch now (a snapshot)."""
-        return sum(c.running for c in list(self._conns.values()))
+    def statistics(self) -> FrontStatistics:
+        """Connections; every connection's thread is its worker; the
+        ``outbuf`` lock of every open connection (a snapshot)."""
+        conns = list(self._conns.values())
+        pool = PoolStatistics(len(conns), sum(c.running for c in conns), 0)
+        counters = ConnectionStatistics(
+            len(conns), self._accepted, self._slow_consumers, self._rejected_full
+        )
+        return FrontStatistics(pool, counters, tuple(c.lock.statistics() for c in conns))
 
     # --- one connection's thread -------------------------------------------------
 
     def _serve(self, conn: ThreadConn) -> None:
-        tracer = self.tracer
-        if tracer is not None:
-            tracer.thread_start()
+        self.tracer.thread_start()
         try:
             self._read_loop(conn)
         except Exception:
             log.exception("connection %d failed", conn.id)
         try:
-            self._batch(conn, [act.Disconnect()])
+            self.dispatch.run(conn.session, [act.Disconnect()])
+            self.output.flush_touched()
         except Exception:
             log.exception("connection %d: logging out failed", conn.id)
         finally:
             self._conns.pop(conn.id, None)
-            with conn.out:
+            with conn.lock:
                 conn.owner_done = True
                 last = not conn.writing
                 if last:
                     conn.closed = True
             if last:
                 conn.sock.close()
-            log.info("connection %d closed (%s)", conn.id, conn.user or "not logged in")
-            if tracer is not None:
-                tracer.thread_end()
+            log.info("connection %d closed (%s)", conn.id, conn.out.user or "not logged in")
+            self.tracer.thread_end()
 
     def _read_loop(self, conn: ThreadConn) -> None:
-        with conn.out:
-            conn.append(encode(WELCOME, TEXT))
+        with conn.lock:
+            conn.out.emit(WELCOME)
         self.output.flush(conn)
         login_by = time.monotonic() + self.config.login_timeout
         timeout = None
         while True:
             wanted = 0.0  # wait forever (a bye's linger ends by shutdown())
             # `user` is read unlocked: only this thread's own login sets it.
-            if conn.user is None and not conn.bye_sent:
+            if conn.out.user is None and not conn.out.closed:
                 wanted = max(0.001, login_by - time.monotonic())
             if wanted != timeout:
                 timeout = wanted
@@ -222,38 +222,32 @@ class ThreadedServer:
                 log.info("connection %d reset: %s", conn.id, exc)
                 return
             if not data:
-                with conn.out:
-                    stopping = conn.stopping and not conn.bye_sent
+                with conn.lock:
+                    stopping = conn.stopping and not conn.out.closed
                 if stopping:  # shut for reading by the shutdown: all is answered
-                    self._bye(conn, "shutdown")
+                    self._bye(conn, ByeReason.SHUTDOWN)
                 return
             self._check_login(conn, login_by)  # however much it sends meanwhile
             items = conn.intake.take_lines(data, time.monotonic())
             if not items:
                 continue
-            with conn.out:
-                if conn.bye_sent or conn.dead:
+            with conn.lock:
+                if conn.out.closed:
                     continue  # input after a bye is discarded
                 conn.running = True
-            self._batch(conn, items)
+            self.dispatch.run(conn.session, items)
+            self.output.flush_touched()
 
     def _check_login(self, conn: ThreadConn, login_by: float) -> None:
-        if conn.user is None and not conn.bye_sent and time.monotonic() >= login_by:
+        if conn.out.user is None and not conn.out.closed and time.monotonic() >= login_by:
             log.info("connection %d did not log in in time", conn.id)
-            self._bye(conn, "idle")
+            self._bye(conn, ByeReason.IDLE)
 
-    def _batch(self, conn: ThreadConn, items: list) -> None:
-        traced = None
-        if self.tracer is not None:
-            traced = [self.tracer.new_task(item_name(i), conn.id) for i in items]
-        run_batch(self.chat, self.post, self.tracer, conn.state, items, traced)
-        self.output.flush_touched()
-
-    def _bye(self, conn: ThreadConn, reason: str | None) -> None:
-        with conn.out:
-            if conn.bye_sent:
+    def _bye(self, conn: ThreadConn, reason: ByeReason | None) -> None:
+        with conn.lock:
+            if conn.out.closed:
                 return
-            conn.say_bye(reason)
+            conn.out.bye(reason)
         self._linger(conn)
         self.output.touch(conn)
         self.output.flush_touched()
@@ -271,57 +265,41 @@ class ThreadedServer:
             if conn is None:
                 continue
             self.output.touch(conn)
-            with conn.out:
+            with conn.lock:
                 self._apply(conn, action)
 
     def _apply(self, conn: ThreadConn, action: act.Action) -> None:
-        if isinstance(action, act.Emit):
-            conn.append(encode(action.event, conn.mode), exempt=True)
-        elif isinstance(action, act.Replay):
-            for m in action.messages:
-                conn.append_message(m, encode(m, conn.mode), exempt=True)
-        elif isinstance(action, act.SetMode):
-            conn.mode = action.mode
-        elif isinstance(action, act.LoggedIn):
-            conn.user = action.user
-        elif isinstance(action, act.Close):
-            if not conn.bye_sent:
-                conn.say_bye(action.reason)
+        if isinstance(action, act.Close):
+            if not conn.out.closed:
+                conn.out.bye(action.reason)
                 self.output.later(self._linger, conn)
         elif isinstance(action, act.Done):
             conn.running = False
-            held, conn.held = conn.held, []
-            for msg in held:
-                conn.append_message(msg, encode(msg, conn.mode))
+            conn.out.release_held()
+        else:
+            conn.out.apply(action)
 
     def _deliver(self, action: act.Deliver) -> None:
         msg = action.message
-        encoded: dict[str, bytes] = {}
+        encoded: dict[Mode, bytes] = {}
         for cid in action.conns:
             conn = self._conns.get(cid)
             if conn is None:
                 continue
             self.output.touch(conn)
-            with conn.out:
-                if conn.bye_sent or conn.dead:
-                    continue
-                if conn.held or (conn.running and msg.sender == conn.user):
-                    conn.held.append(msg)  # its `ok` first (see Reactor._deliver)
-                    continue
-                data = encoded.get(conn.mode)
-                if data is None:
-                    data = encoded[conn.mode] = encode(msg, conn.mode)
-                conn.append_message(msg, data)
-                if conn.behind and len(conn.buf) - conn.exempt > self.config.max_outbuf:
+            with conn.lock:
+                if conn.out.deliver(msg, encoded, conn.running) and conn.out.slow(
+                    self.config.max_outbuf
+                ):
                     self._slow_consumer(conn)
 
     def _slow_consumer(self, conn: ThreadConn) -> None:
-        """Caller holds `conn.out`: the kernel refused bytes and what waits
+        """Caller holds `conn.lock`: the kernel refused bytes and what waits
         is over the limit. Its messages stay stored for replay."""
-        self.counters["slow_consumers"] += 1
-        who, queued = conn.user or f"connection {conn.id}", len(conn.buf)
-        conn.cut()
-        conn.say_bye("slow_consumer")
+        self._slow_consumers += 1
+        who, queued = conn.out.user or f"connection {conn.id}", len(conn.out)
+        conn.out.cut()
+        conn.out.bye(ByeReason.SLOW_CONSUMER)
         note = "%s is not reading (%d bytes queued): dropped as slow consumer"
         self.output.later(log.warning, note, who, queued)
         self.output.later(self._linger, conn)

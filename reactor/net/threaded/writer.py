@@ -23,12 +23,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from reactor import actions as act
-from reactor.chat.commands import Chat
-from reactor.chat.pool import run_batch
+from reactor.frontend import Dispatch
 from reactor.net.threaded.conn import ThreadConn
+from reactor.tracing.hooks import TraceHooks
 
 log = logging.getLogger("reactor.net.threaded.server")
 
@@ -36,13 +36,12 @@ log = logging.getLogger("reactor.net.threaded.server")
 class Output:
     """The writing side of every connection of the threaded model."""
 
-    def __init__(self, chat: Chat, post: Callable[[Sequence[act.Action]], None], tracer=None):
-        self._chat = chat
-        self._post = post  # for text acks' commits (they may deliver more)
+    def __init__(self, dispatch: Dispatch, tracer: TraceHooks) -> None:
+        self._dispatch = dispatch  # runs text acks (their commits may deliver more)
         self._tracer = tracer
         self._local = threading.local()  # per thread: .conns touched, .later work
 
-    def later(self, fn, *args) -> None:
+    def later(self, fn: Callable[..., object], *args: object) -> None:
         """Run `fn(*args)` when this thread next flushes, off every lock
         (logging and the wake-up socket are I/O: not under ``outbuf``)."""
         later = getattr(self._local, "later", None)
@@ -51,6 +50,7 @@ class Output:
         later.append((fn, args))
 
     def touch(self, conn: ThreadConn) -> None:
+        """Remember that this thread appended to `conn` (flushed later)."""
         touched = getattr(self._local, "conns", None)
         if touched is None:
             touched = self._local.conns = {}
@@ -75,8 +75,8 @@ class Output:
         """Write `conn`'s queue unless another thread is writing it, without
         blocking: what the kernel does not take at once goes to a
         write-behind thread, so no producer ever waits for a slow peer."""
-        with conn.out:
-            if conn.writing or conn.closed or conn.dead or not conn.buf:
+        with conn.lock:
+            if conn.writing or conn.closed or conn.dead or not len(conn.out):
                 return
             conn.writing = True
         self._write(conn, False, b"")
@@ -89,10 +89,10 @@ class Output:
             self._write_queue(conn, block, data)
         except Exception:
             log.exception("connection %d: writing failed; closing it", conn.id)
-            with conn.out:
+            with conn.lock:
                 conn.dead = True
-                conn.buf.clear()
-                conn.writing = conn.behind = False
+                conn.out.drop()
+                conn.writing = conn.out.refused = False
                 close = conn.owner_done and not conn.closed
                 conn.closed = conn.closed or close
             if close:
@@ -103,13 +103,11 @@ class Output:
     def _write_queue(self, conn: ThreadConn, block: bool, data: bytes) -> None:
         while True:
             if not data:
-                with conn.out:
-                    data, conn.buf = bytes(conn.buf), bytearray()
-                    conn.taken = conn.appended
-                    conn.exempt = 0
+                with conn.lock:
+                    data = conn.out.take()
                     if not data or conn.dead:
-                        conn.writing = conn.behind = False
-                        finished = conn.bye_sent and not conn.dead
+                        conn.writing = conn.out.refused = False
+                        finished = conn.out.closed and not conn.dead
                         close = conn.owner_done and not conn.closed
                         conn.closed = conn.closed or close
                         break
@@ -124,9 +122,9 @@ class Output:
                         n = 0
             except OSError as exc:  # reset, or shut by a linger or the shutdown
                 log.info("connection %d write failed: %s", conn.id, exc)
-                with conn.out:
+                with conn.lock:
                     conn.dead = True
-                    conn.buf.clear()
+                    conn.out.drop()
                 self.shut(conn, socket.SHUT_RDWR)  # wakes its reader
                 data = b""
                 continue
@@ -137,8 +135,8 @@ class Output:
                     target=self._write_behind, args=(conn, data), name=f"conn-{conn.id}-writer",
                     daemon=True,
                 )  # fmt: skip
-                with conn.out:
-                    conn.behind = True
+                with conn.lock:
+                    conn.out.refused = True
                     conn.writer = writer
                 try:
                     writer.start()
@@ -152,32 +150,22 @@ class Output:
             conn.sock.close()
 
     def _write_behind(self, conn: ThreadConn, data: bytes) -> None:
-        if self._tracer is not None:
-            self._tracer.thread_start()
+        self._tracer.thread_start()
         try:
             self._write(conn, True, data)
         finally:
-            if self._tracer is not None:
-                self._tracer.thread_end()
+            self._tracer.thread_end()
 
     def _written(self, conn: ThreadConn, n: int, block: bool) -> None:
         """Account `n` bytes written. Text mode: messages wholly written
         count as seen (PROTOCOL §6)."""
-        acked = 0
-        with conn.out:
-            conn.sent += n
-            unacked = conn.unacked
-            while unacked and unacked[0][0] <= conn.sent:
-                acked = unacked.popleft()[1]
+        with conn.lock:
+            acked = conn.out.written(n)
         if acked:
-            # Only the user id is read from the connection's state: it is set
-            # under ``delivery`` before any message is routed here.
-            task = [self._tracer.new_task("text_ack", conn.id)] if self._tracer else None
+            # Only the user id is read from the connection's session: it is
+            # set under ``delivery`` before any message is routed here.
             try:
-                run_batch(
-                    self._chat, self._post, self._tracer, conn.state, [act.TextAck(acked)], task,
-                    done=False,
-                )  # fmt: skip
+                self._dispatch.run(conn.session, [act.TextAck(acked)], done=False)
             except Exception:  # the bytes are out; a lost cursor means a replay
                 log.exception("connection %d: text acknowledgement failed", conn.id)
             if block:  # the write-behind thread: nobody else flushes for it
@@ -186,7 +174,7 @@ class Output:
     def shut(self, conn: ThreadConn, how: int) -> None:
         """shutdown() the socket unless it is closed (under `out`, so the fd
         cannot be closed and reused meanwhile)."""
-        with conn.out:
+        with conn.lock:
             if conn.closed:
                 return
             try:
