@@ -5,7 +5,7 @@ Owns: the socket (an asyncio stream), the login, the FIFO of commands
 waiting for their reply, batched `/ack`s, and the reconnect loop.
 Must not: print or know about prompt_toolkit; the UI registers callbacks.
 
-The server answers every command exactly once, in order (PROTOCOL.md §4),
+The server answers every command exactly once, in order (docs/protocol.md §4),
 so replies are matched to commands with a FIFO of futures. Everything else
 (`message`, `bye`, unknown types) goes to `on_event`. Every message received
 is acknowledged (cumulatively, at most every ACK_EVERY messages or

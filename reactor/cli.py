@@ -1,4 +1,4 @@
-"""`chat-server`: command-line options and wiring only (PROTOCOL.md §8).
+"""`chat-server`: command-line options and wiring only (docs/protocol.md §8).
 
 Owns: argument parsing, log set-up and signal handling. Must not: contain
 server logic.

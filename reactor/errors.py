@@ -6,7 +6,7 @@ Owns: exception classes. Must not: import any other project module.
 
 class ChatError(Exception):
     """A command failed because of what the peer asked: answered as an error
-    reply with a protocol error code (PROTOCOL.md §7)."""
+    reply with a protocol error code (docs/protocol.md §7)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

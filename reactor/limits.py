@@ -4,22 +4,22 @@ Owns: constants only. Must not: import anything from the project, so that
 every module (sans-IO protocol included) can read them.
 """
 
-# --- protocol (PROTOCOL.md §1, §4, §8) ------------------------------------
+# --- protocol (docs/protocol.md §1, §4, §8) ------------------------------------
 
 #: Longest line, terminator included. 4 KiB holds any chat message a person
-#: types and bounds the memory one half-sent line can pin (PROTOCOL §8).
+#: types and bounds the memory one half-sent line can pin (docs/protocol.md §8).
 MAX_LINE = 4096
 
-#: Names are short so they fit in a prompt and a tab title (PROTOCOL §3).
+#: Names are short so they fit in a prompt and a tab title (docs/protocol.md §3).
 MAX_NAME = 32
 
-#: `/history` default and ceiling (PROTOCOL §4): 500 lines fill a screen many
+#: `/history` default and ceiling (docs/protocol.md §4): 500 lines fill a screen many
 #: times over. One such reply can reach ~2 MiB, so replies to a client's own
 #: commands do not count against --max-outbuf (reactor/net/connection.py).
 HISTORY_DEFAULT = 50
 HISTORY_MAX = 500
 
-# --- protections (PROTOCOL §8 defaults) -----------------------------------
+# --- protections (docs/protocol.md §8 defaults) -----------------------------------
 
 #: Output buffered for one connection before it counts as a slow consumer.
 MAX_OUTBUF = 1 << 20

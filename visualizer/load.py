@@ -1,4 +1,4 @@
-"""Reading traces (TRACE.md, docs/trace.md) into plain records.
+"""Reading traces (docs/trace.md) into plain records.
 
 Owns: `load_trace(path)` and the records it returns: the header, one
 `LockSpan` per lock use (wait, acquisition, release), one `TaskRun` per
@@ -20,7 +20,7 @@ from typing import Any
 
 
 class TraceError(ValueError):
-    """The trace file is not what TRACE.md describes (the file's fault)."""
+    """The trace file is not what docs/trace.md describes (the file's fault)."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from reactor.protocol import BadLine, FrameError, Framer, command_word, parse
 
 
 class Intake:
-    """Framing plus the per-connection token bucket (PROTOCOL §8)."""
+    """Framing plus the per-connection token bucket (docs/protocol.md §8)."""
 
     def __init__(self, config: Config, now: float) -> None:
         self.framer = Framer(config.max_line)

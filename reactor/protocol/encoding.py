@@ -35,7 +35,7 @@ def encode(event: Event, mode: Mode) -> bytes:
 
 
 def to_json(event: Event) -> dict[str, Any]:
-    """The JSON object of an event (PROTOCOL §4, §5)."""
+    """The JSON object of an event (docs/protocol.md §4, §5)."""
     if isinstance(event, Message):
         return {"type": "message", **event.as_dict()}
     if isinstance(event, Ok):

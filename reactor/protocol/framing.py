@@ -23,7 +23,7 @@ Frame = str | FrameError
 
 
 class Framer:
-    """Cuts a byte stream into lines (PROTOCOL §1).
+    """Cuts a byte stream into lines (docs/protocol.md §1).
 
     `feed(data)` returns the complete frames found so far: each a decoded line
     without its terminator (`\\r\\n` or `\\n`), or a `FrameError`. Empty lines

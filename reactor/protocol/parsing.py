@@ -129,7 +129,7 @@ def parse(line: str) -> Command | BadLine:
 
 
 def valid_name(name: str) -> bool:
-    """True for 1-32 characters of [A-Za-z0-9_.-] (PROTOCOL §3)."""
+    """True for 1-32 characters of [A-Za-z0-9_.-] (docs/protocol.md §3)."""
     return 0 < len(name) <= limits.MAX_NAME and all(c in _NAME_CHARS for c in name)
 
 

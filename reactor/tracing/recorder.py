@@ -1,5 +1,5 @@
 """The concurrency trace (`--trace FILE`): cheap to record, written off the
-hot path (TRACE.md, docs/trace.md).
+hot path (docs/trace.md).
 
 Owns: the trace header, one bounded event buffer per thread, the writer
 thread that drains the buffers, and the writer process it feeds. Must not: block or

@@ -34,7 +34,7 @@ def test_help_explains_every_option():
 
 
 @pytest.mark.parametrize(
-    "args, words",
+    ("args", "words"),
     [
         (["--workers", "0"], "must be above 0"),
         (["--locking", "sometimes"], "invalid choice"),

@@ -1,4 +1,4 @@
-"""Every command and every error code, over real sockets (PROTOCOL.md §4, §7).
+"""Every command and every error code, over real sockets (docs/protocol.md §4, §7).
 
 Each test runs under both locking strategies (the `server` fixture)."""
 

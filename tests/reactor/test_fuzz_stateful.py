@@ -1,5 +1,5 @@
 """Stateful fuzzing: random command sequences from a few users against one
-real server, checked step by step against a model (PROTOCOL.md §4-§7).
+real server, checked step by step against a model (docs/protocol.md §4-§7).
 
 The model knows who is in which group, each group's log (the messages of its
 current incarnation: the last member leaving deletes it and frees the name),

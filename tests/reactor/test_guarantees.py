@@ -1,4 +1,4 @@
-"""The guarantees of PROTOCOL.md §6, over real sockets, under both lockings.
+"""The guarantees of docs/protocol.md §6, over real sockets, under both lockings.
 
 Concurrent tests start their threads on a barrier and assert recorded
 orders; none sleeps to wait for a race."""
@@ -92,7 +92,7 @@ def test_delivery_offline_messages_replay_on_login_oldest_first(server):
     assert login["cmd"] == "login" and login["unread"] == 4 and login["groups"] == [g]
     later = alice.ok(f"/send {bob_name} live")["id"]
     got = [bob.read() for _ in range(5)]
-    assert [m["id"] for m in got] == ids + [later]
+    assert [m["id"] for m in got] == [*ids, later]
 
 
 def test_delivery_acked_messages_are_not_replayed(server):

@@ -115,5 +115,5 @@ def test_global_excludes_other_threads_while_held():
 def test_make_locking_by_name():
     assert make_locking("global").name == "global"
     assert make_locking("fine").name == "fine"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown locking strategy"):
         make_locking("optimistic")

@@ -1,4 +1,4 @@
-"""The protections of PROTOCOL.md §8: every bad input gets a clear error,
+"""The protections of docs/protocol.md §8: every bad input gets a clear error,
 nothing is lost, and the server keeps serving the others."""
 
 from __future__ import annotations

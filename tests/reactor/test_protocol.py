@@ -6,6 +6,7 @@ what comes out; nothing opens a socket or starts a server.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -54,11 +55,11 @@ def codes(frames):
 def split_at(data, cuts):
     points = sorted(set(cuts))
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def reference_frames(data, max_line):
-    """What PROTOCOL §1 says a whole stream becomes, written independently."""
+    """What docs/protocol.md §1 says a whole stream becomes, written independently."""
     *lines, rest = data.split(b"\n")
     frames = []
     for line in lines:
@@ -134,7 +135,7 @@ def test_framer_cr_split_from_its_lf_is_still_dropped():
 
 
 def test_framer_empty_lines_skipped_blank_ones_kept():
-    # PROTOCOL §1: empty lines are ignored; a line of spaces is not empty,
+    # docs/protocol.md §1: empty lines are ignored; a line of spaces is not empty,
     # so it reaches the parser (and is answered unknown_command, cmd null).
     assert Framer().feed(b"\n\r\n   \n\t\r\n/ping\n") == ["   ", "\t", "/ping"]
     assert parse("   ") == BadLine(None, "unknown_command", "commands start with /; try /help")
@@ -439,7 +440,7 @@ def test_parse_login_takes_the_password_register_stored(password):
 
 @pytest.mark.parametrize("token", ["a\tb", "a\u00a0b"])
 def test_parse_optional_args_split_on_spaces_only(token):
-    # PROTOCOL §4: arguments are split on runs of spaces.
+    # docs/protocol.md §4: arguments are split on runs of spaces.
     assert parse(f"/ping {token}") == Command("ping", (token,))
 
 

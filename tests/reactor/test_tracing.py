@@ -1,4 +1,4 @@
-"""The concurrency trace (TRACE.md) and /stats, from real servers under
+"""The concurrency trace (docs/trace.md) and /stats, from real servers under
 concurrent clients, under both locking strategies."""
 
 from __future__ import annotations

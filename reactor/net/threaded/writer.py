@@ -158,7 +158,7 @@ class Output:
 
     def _written(self, conn: ThreadConn, n: int, block: bool) -> None:
         """Account `n` bytes written. Text mode: messages wholly written
-        count as seen (PROTOCOL §6)."""
+        count as seen (docs/protocol.md §6)."""
         with conn.lock:
             acked = conn.out.written(n)
         if acked:
