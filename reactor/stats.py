@@ -43,6 +43,7 @@ class ConnectionStatistics:
     accepted: int
     slow_consumers: int
     rejected_full: int
+    queued_bytes: int = 0  # waiting in every output queue now
 
 
 @dataclass(frozen=True)

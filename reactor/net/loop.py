@@ -250,10 +250,19 @@ class Reactor:
     def _deliver(self, action: act.Deliver) -> None:
         msg = action.message
         encoded: dict[Mode, bytes] = {}
+        limit = self.config.max_outbuf
         for cid in action.conns:
             conn = self._conns.get(cid)
-            if conn is not None and conn.out.deliver(msg, encoded, conn.running):
-                self._dirty.add(conn)  # judged slow or not after the write attempt
+            if conn is None or not conn.out.deliver(msg, encoded, conn.running):
+                continue
+            if conn.out.over_limit(limit) and conn.sock is not None and not conn.handshaking:
+                # The limit holds when bytes are queued, not only when the
+                # socket next turns writable: write now, and if the kernel
+                # refuses while the queue is over the limit, it is a slow
+                # consumer (judged in _write).
+                self._write(conn)
+            else:
+                self._dirty.add(conn)
 
     def _slow_consumer(self, conn: Connection) -> None:
         self._slow_consumers += 1
@@ -400,7 +409,8 @@ class Reactor:
 
     def statistics(self) -> FrontStatistics:
         """Open connections, the counters and the pool (read from any thread)."""
+        queued = sum(len(c.out) for c in list(self._conns.values()))
         conns = ConnectionStatistics(
-            self._open, self._accepted, self._slow_consumers, self._rejected_full
+            self._open, self._accepted, self._slow_consumers, self._rejected_full, queued
         )
         return FrontStatistics(self.dispatch.statistics(), conns)

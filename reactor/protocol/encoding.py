@@ -21,17 +21,41 @@ TEXT, JSON = Mode.TEXT, Mode.JSON
 
 
 def encode(event: Event, mode: Mode) -> bytes:
-    """One event as one line of bytes in `mode` ("text" or "json")."""
+    """One event as one line of bytes in `mode` ("text" or "json").
+
+    No control character but the line's own end reaches the peer: text mode
+    shows C0 controls and DEL in caret notation (ESC as ``^[``) and a C1
+    control as ``^[`` and its 7-bit form (CSI as ``^[[``); JSON escapes C0
+    as JSON must, and DEL and C1 as ``\\u007f``... too (docs/protocol.md §2)."""
     if mode == JSON:
         if type(event) is Message:  # the hot path: every delivery
-            return _message_json(event).encode() + b"\n"
-        if type(event) is Ok and _ints_only(event.fields):  # `ok` of /send, /ack...
-            return _ok_json(event).encode() + b"\n"
-        return _dumps(to_json(event)).encode() + b"\n"
+            line = _message_json(event)
+        elif type(event) is Ok and _ints_only(event.fields):  # `ok` of /send, /ack...
+            line = _ok_json(event)
+        else:
+            line = _dumps(to_json(event))
+        if not line.isascii():
+            line = line.translate(_C1_JSON)
+        if "\x7f" in line:
+            line = line.replace("\x7f", "\\u007f")
+        return line.encode() + b"\n"
     text = to_text(event)
-    if not (isinstance(event, Ok) and event.cmd == "stats"):  # the one table
-        text = text.replace("\n", " ")
+    if isinstance(event, Ok) and event.cmd == "stats":  # the one table of lines
+        return text.translate(_VISIBLE_KEEP_NL).encode() + b"\n"
+    if not text.isprintable():
+        text = text.replace("\n", " ").translate(_VISIBLE)
     return text.encode() + b"\n"
+
+
+#: Text mode: every control character made visible (caret notation).
+_VISIBLE = {
+    **{c: "^" + chr(c + 0x40) for c in range(0x20)},
+    0x7F: "^?",
+    **{c: "^[" + chr(c - 0x40) for c in range(0x80, 0xA0)},
+}
+_VISIBLE_KEEP_NL = {c: v for c, v in _VISIBLE.items() if c != 0x0A}
+#: JSON: C1 controls escaped, as JSON allows (C0 is escaped by the encoder).
+_C1_JSON = {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
 
 
 def to_json(event: Event) -> dict[str, Any]:
@@ -199,6 +223,7 @@ def stats_fields(s: ServerStatistics) -> dict[str, Any]:
             "accepted": conns.accepted,
             "slow_consumers": conns.slow_consumers,
             "rejected_full": conns.rejected_full,
+            "queued_bytes": conns.queued_bytes,
         },
         "order_violations": s.order_violations,
     }

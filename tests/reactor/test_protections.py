@@ -132,6 +132,29 @@ def test_slow_consumer_is_dropped_and_loses_nothing(start_server):
     assert [m["id"] for m in again.messages(len(sent))] == sent
 
 
+def test_slow_reader_is_dropped_when_bytes_are_queued(start_server):
+    # One burst, far more than the kernel's buffers hold, then nothing more:
+    # no later write ever finds the socket writable, so the limit must hold
+    # when the bytes are queued.
+    limit, n = 65536, 4000
+    srv = start_server("--max-outbuf", str(limit), "--rate-limit", "0")
+    alice = account(srv)
+    bob_name = fresh_name()
+    srv.client().ok(f"/register {bob_name} pw")
+    bob = Client(srv.addr, rcvbuf=4096)
+    bob.ok(f"/login {bob_name} pw")
+    text = "q" * 3000
+    alice.sock.sendall(f"/send {bob_name} {text}\n".encode() * n)
+    ids = [alice.reply()["id"] for _ in range(n)]
+    conns = alice.ok("/stats")["connections"]
+    assert conns["slow_consumers"] == 1
+    assert conns["queued_bytes"] <= limit + 2 * len(text)
+    assert bob.until_closed()[-1] == '{"type":"bye","reason":"slow_consumer"}\n'
+    again = Client(srv.addr)
+    assert again.ok(f"/login {bob_name} pw")["unread"] == n
+    assert [m["id"] for m in again.messages(n)] == ids  # in order, once each
+
+
 def read_all(addr) -> bytes:
     """Everything a new connection receives until the server closes it."""
     with socket.create_connection(addr, timeout=10) as s:
@@ -249,3 +272,23 @@ def test_out_of_file_descriptors_pauses_accepts_and_keeps_serving(start_server):
     late = srv.client()
     assert late.ok("/ping in")["token"] == "in"
     assert srv.log_text().count("pausing accepts") <= 3  # logged once a second
+
+
+def test_control_characters_never_reach_a_text_mode_terminal(server):
+    alice = account(server)
+    bob_name = fresh_name()
+    server.client().ok(f"/register {bob_name} pw")
+    bob = Client(server.addr, json_mode=False)
+    bob.send(f"/login {bob_name} pw")
+    assert "Logged in" in bob.readline()
+    watcher = account(server)  # reads the same text in json mode, unchanged
+    texts = ["has\x00nul", "\x1b[2J\x1b[H\x1b]0;pwned-title\x07", "a\rb", "c1 \x9b31m \x85 \x9f"]
+    for text in texts:
+        alice.ok(f"/send {bob_name} {text}".encode())
+        alice.ok(f"/send {watcher.name} {text}".encode())
+    raw = b"".join(bob.file.readline() for _ in texts)
+    assert raw.count(b"\n") == len(texts)
+    assert not [b for b in raw.replace(b"\n", b"") if b < 0x20 or b == 0x7F]
+    assert not any(0x80 <= ord(c) < 0xA0 for c in raw.decode())
+    assert b"has^@nul" in raw and b"^[[2J^[[H^[]0;pwned-title^G" in raw and b"a^Mb" in raw
+    assert [m["text"] for m in watcher.messages(len(texts))] == texts

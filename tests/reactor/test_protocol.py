@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -628,7 +629,7 @@ def test_encode_json_message_roundtrips_any_text(text, sender, msg_id, ts, group
 
 def text_line(event):
     line = one_line(encode(event, TEXT))
-    assert line == to_text(event).replace("\n", " ")
+    assert line == visible(to_text(event))
     return line
 
 
@@ -665,7 +666,26 @@ def test_encode_text_bye_and_notice():
 def test_encode_text_message_any_text_is_one_line(text, group):
     line = text_line(Message(1, "alice", None if group else "bob", group, text, 0.0))
     prefix = f"[#{group} alice]: " if group else "[alice]: "
-    assert line == prefix + text.replace("\n", " ")
+    assert line == prefix + visible(text)
+
+
+def visible(text: str) -> str:
+    """What text mode shows of `text`, written independently: a newline as
+    a space, C0 and DEL in caret notation, C1 as ^[ and its 7-bit form."""
+    out = []
+    for c in text:
+        o = ord(c)
+        if c == "\n":
+            out.append(" ")
+        elif o < 0x20:
+            out.append("^" + chr(o + 0x40))
+        elif o == 0x7F:
+            out.append("^?")
+        elif 0x80 <= o < 0xA0:
+            out.append("^[" + chr(o - 0x40))
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 HISTORY_MSG = {
@@ -775,7 +795,7 @@ def test_message_json_fast_path_is_byte_for_byte_the_generic_encoding(
     i, sender, to, group, text, ts
 ):
     m = Message(i, sender, to, group, text, ts)
-    generic = json.dumps(to_json(m), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    generic = generic_json(to_json(m))
     assert encode(m, JSON) == generic
     assert json.loads(encode(m, JSON)) == to_json(m)
 
@@ -786,5 +806,36 @@ def test_message_json_fast_path_is_byte_for_byte_the_generic_encoding(
 )
 def test_ok_json_fast_path_is_the_generic_encoding(cmd, fields):
     ok = Ok(cmd, fields)
-    generic = json.dumps(to_json(ok), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    generic = generic_json(to_json(ok))
     assert encode(ok, JSON) == generic
+
+
+def generic_json(obj: dict) -> bytes:
+    """The reference JSON line: json.dumps, DEL and C1 escaped too."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return re.sub("[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text).encode() + b"\n"
+
+
+CONTROLS = "nul\x00 esc\x1b[2J\x1b[H title\x1b]0;pwned\x07 cr\rx del\x7f c1\x9b31m\x85\x9f"
+
+
+def test_text_mode_shows_every_control_character_visibly():
+    line = encode(Message(1, "bob", "al", None, CONTROLS, 1.0), TEXT)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    body = line[:-1].decode()
+    assert all(not (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0) for c in body), body
+    assert "nul^@ esc^[[2J^[[H title^[]0;pwned^G cr^Mx del^? c1^[[31m^[E^[_" in body
+
+
+def test_text_mode_shows_controls_in_every_event_not_only_messages():
+    line = encode(Error("x\x1b", "unknown_command", "unknown command /x\x1b]0;t\x07"), TEXT)
+    assert b"\x1b" not in line and b"\x07" not in line and b"^[]0;t^G" in line
+
+
+def test_json_mode_escapes_c0_del_and_c1_and_keeps_the_text():
+    for event in (Message(1, "bob", "al", None, CONTROLS, 1.0), Ok("ping", {"token": CONTROLS})):
+        line = encode(event, JSON)
+        raw = line[:-1].decode()
+        assert all(not (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0) for c in raw), raw
+        decoded = json.loads(line)
+        assert decoded.get("text", decoded.get("token")) == CONTROLS

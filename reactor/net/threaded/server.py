@@ -169,8 +169,9 @@ class ThreadedServer:
         ``outbuf`` lock of every open connection (a snapshot)."""
         conns = list(self._conns.values())
         pool = PoolStatistics(len(conns), sum(c.running for c in conns), 0)
+        queued = sum(len(c.out) for c in conns)
         counters = ConnectionStatistics(
-            len(conns), self._accepted, self._slow_consumers, self._rejected_full
+            len(conns), self._accepted, self._slow_consumers, self._rejected_full, queued
         )
         return FrontStatistics(pool, counters, tuple(c.lock.statistics() for c in conns))
 
