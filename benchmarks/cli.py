@@ -24,6 +24,8 @@ IDLE_DESIGNS = {"reactor-global", "threaded-global", "asyncio-relay"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`chat-bench`: run the chosen designs under the chosen workloads and write
+    the results folder; 0 when done, 2 (argparse) on bad arguments."""
     p = argparse.ArgumentParser(
         prog="chat-bench",
         description="Run designs {reactor, threaded} × {global, fine} × {tracing off, on} and "

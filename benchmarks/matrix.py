@@ -22,12 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from benchmarks.servers import Design, Running, cpu_plan
+from benchmarks.servers import Design, cpu_plan
 from loadgen.run import LoadSpec, run
 
 
 @dataclass(frozen=True)
 class Workload:
+    """One load of the matrix: its name, its kind (what it is judged by) and its spec."""
+
     name: str
     kind: str  # "private", "fanout", "latency" or "idle"
     spec: LoadSpec
@@ -51,7 +53,7 @@ def workloads(quick: bool = False, duration: float = 4.0) -> list[Workload]:
                     duration=d,
                     warmup=0.2,
                 ),
-            ),  # fmt: skip
+            ),
             Workload(
                 "latency-10@200",
                 "latency",
@@ -74,7 +76,7 @@ def workloads(quick: bool = False, duration: float = 4.0) -> list[Workload]:
                 window=1,
                 duration=duration,
             ),
-        ),  # fmt: skip
+        ),
         Workload(
             "latency-100@2000",
             "latency",
@@ -109,7 +111,7 @@ class Cell:
 def run_cell(design: Design, work: Workload, server_cpus=None, load_cpus=None, log=print) -> Cell:
     """Start `design` fresh, drive it with `work`, stop it; one `Cell`."""
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
-        server = Running.design(design, Path(tmp), server_cpus)
+        server = design.process(Path(tmp), server_cpus).start()
         try:
             procs = len(load_cpus) if load_cpus else 0
             spec = replace(work.spec, port=server.port, cpus=load_cpus, procs=procs)
@@ -125,7 +127,7 @@ def run_cell(design: Design, work: Workload, server_cpus=None, load_cpus=None, l
 
             summary = run(spec, on_start=on_start, on_end=on_end)
         finally:
-            code = server.stop()
+            code = server.stop(timeout=60)
         if code != 0 or server.errors():
             log(f"  ! {design.name} exited {code}: {''.join(server.errors()[:5])}")
     wall = max(1e-9, marks.get("t1", 1) - marks.get("t0", 0))
@@ -156,6 +158,7 @@ class Result:
     runs: list[Cell]
 
     def median(self, attr: str) -> float | None:
+        """The median of `attr` over the repeats that measured it (None: none did)."""
         values = [getattr(c, attr) for c in self.runs if getattr(c, attr) is not None]
         return statistics.median(values) if values else None
 
@@ -173,6 +176,7 @@ class Result:
 
     @property
     def clean(self) -> bool:
+        """No repeat had an error or an undelivered message."""
         return all(not c.errors and c.undelivered == 0 for c in self.runs)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from reactor import limits, logs
 from reactor.errors import ChatError
+from reactor.kinds import ByeReason, Mode
 from reactor.protocol import (
     COMMANDS,
     JSON,
@@ -88,7 +89,7 @@ class Group:
 class Conn:
     """One client connection: its writer, output mode and logged-in user."""
 
-    __slots__ = ("writer", "mode", "user", "key", "closed")
+    __slots__ = ("closed", "key", "mode", "user", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
@@ -172,7 +173,7 @@ class Relay:
         """Write `bye` as `conn`'s last line and close once it is flushed."""
         if conn.closed:
             return
-        conn.send(Bye(reason))
+        conn.send(Bye(ByeReason(reason)))
         conn.closed = True
         self._log_out(conn)
         transport = conn.writer.transport
@@ -296,9 +297,9 @@ class Relay:
         return {"id": upto}
 
     def _do_users(self, conn: Conn, cmd: Command) -> Fields:
-        users = [{"name": n, "online": k in self.sessions} for k, n in self.users.items()]
-        users.sort(key=lambda u: (not u["online"], u["name"].lower()))
-        return {"users": users}
+        online = [(n, k in self.sessions) for k, n in self.users.items()]
+        online.sort(key=lambda u: (not u[1], u[0].lower()))
+        return {"users": [{"name": n, "online": on} for n, on in online]}
 
     def _do_groups(self, conn: Conn, cmd: Command) -> Fields:
         mine = sorted(self.memberships.get(conn.key, ()))  # type: ignore[arg-type]
@@ -312,7 +313,7 @@ class Relay:
         mode = cmd.args[0].lower()
         if mode not in (JSON, TEXT):
             raise ChatError("bad_args", "usage: /mode json|text")
-        conn.mode = mode  # the reply is already in the new mode
+        conn.mode = Mode(mode)  # the reply is already in the new mode
         return {"mode": mode}
 
     def _do_ping(self, conn: Conn, cmd: Command) -> Fields:

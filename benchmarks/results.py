@@ -2,8 +2,10 @@
 
 Owns: turning `Result`s into files a person reads (README.md with the
 tables and the ratio of each target, summary.csv with medians and spreads,
-runs.csv with every run, results.json, and PNG plots) and the list of
-targets with how each is computed. Must not: run anything.
+runs.csv with every run, results.json, and PNG plots) and the targets: what
+the reactor must reach against the other designs and in absolute terms
+(throughput ratios, memory per idle connection, latency, the cost of
+tracing), each with how it is computed. Must not: run anything.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import platform
 import time
@@ -24,12 +27,15 @@ REFERENCE = "asyncio-relay"
 
 @dataclass(frozen=True)
 class Target:
+    """One goal the reactor is held to, and what this run measured of it."""
+
     what: str
     value: float | None  # measured ratio or figure; None if a cell is missing
     goal: str  # e.g. ">= 0.5"
 
     @property
     def met(self) -> bool | None:
+        """Whether `value` reaches `goal`; None when it was not measured."""
         if self.value is None:
             return None
         op, bound = self.goal.split()
@@ -48,7 +54,13 @@ def _ratio(a, b):
 
 
 def targets(results: list[Result]) -> list[Target]:
-    """The issue's targets, as measured in this run (ratios: same run)."""
+    """Every target, as measured in this run (ratios: of medians of the same run).
+
+    Throughput of reactor-global against the asyncio relay (N=100, N=1000,
+    group fan-out) and against threaded-global (N=1000); KiB per idle
+    connection; p50 and p99 latency at a light fixed rate; throughput with
+    tracing on over off. A target whose cells this run lacks has value None.
+    """
     m = lambda d, w, a=None: _median(results, d, w, a)  # noqa: E731
     idle = next((r.workload for r in results if r.kind == "idle"), "")
     fan = next((r.workload for r in results if r.kind == "fanout"), "")
@@ -90,6 +102,7 @@ def targets(results: list[Result]) -> list[Target]:
 
 
 def machine() -> dict:
+    """What the results ran on: date, CPU model, cores, Python, kernel."""
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -170,12 +183,12 @@ def write(results: list[Result], out: Path, command: str, notes: str = "") -> li
     attrs = ["delivered_per_s", "p50_ms", "p99_ms", "server_cpu_pct", "load_cpu_pct",
              "rss_per_conn_kib"]  # fmt: skip
     with summary.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["design", "workload", "clients", "repeats", *attrs, "spread_pct", "clean"])
+        cells = csv.writer(f)
+        cells.writerow(["design", "workload", "clients", "repeats", *attrs, "spread_pct", "clean"])
         for r in results:
             spread = r.spread_pct(r.headline)
             medians = [_round(r.median(a)) for a in attrs]
-            w.writerow(
+            cells.writerow(
                 [r.design, r.workload, r.clients, len(r.runs), *medians, _round(spread), r.clean]
             )
     written.append(summary)
@@ -194,7 +207,7 @@ def write(results: list[Result], out: Path, command: str, notes: str = "") -> li
                         "runs": [dataclasses.asdict(c) for c in r.runs],
                     }
                     for r in results
-                ],  # fmt: skip
+                ],
             },
             indent=1,
         )
@@ -259,13 +272,17 @@ def plots(results: list[Result], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(designs) * len(works) / 2), 4))
         width = 0.8 / len(designs)
         for i, d in enumerate(designs):
-            xs, ys, p99 = [], [], []
+            xs: list[float] = []
+            ys: list[float] = []
+            p99: list[float] = []
             for j, w in enumerate(works):
                 r = next((x for x in rows if x.design == d and x.workload == w), None)
-                if r is not None and r.median(attr) is not None:
+                value = r.median(attr) if r is not None else None
+                if r is not None and value is not None:
                     xs.append(j + i * width)
-                    ys.append(r.median(attr))
-                    p99.append(r.median("p99_ms"))
+                    ys.append(value)
+                    tail = r.median("p99_ms")
+                    p99.append(math.nan if tail is None else tail)
             ax.bar(xs, ys, width, label=d)
             if kind == "latency":
                 ax.plot(xs, p99, "_", color="black", markersize=12)

@@ -3,7 +3,7 @@ lock-order bug that becomes a real deadlock (`chat-demo tour`,
 `global-vs-fine`, `deadlock`), and the building blocks notebooks 01-03 call.
 
 Owns: the three lock scenarios; the runs they make (a load through
-loadgen/run.py, or scripted json-mode clients for the deadlock); the
+loadgen/run.py, or scripted json-mode harness clients for the deadlock); the
 server's lock reports picked out of its log. The readings of a trace the
 scenarios use (a task's story, the most contended lock class, runs side by
 side, a deadlock's moments) come from classroom/tracestory.py and are
@@ -20,16 +20,14 @@ start a server other than through classroom/live.py, draw
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-import socket
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 from classroom.live import LiveServer, fresh_paths, stop_cleanly
-from classroom.scenario import RunResult
+from classroom.result import RunResult
 from classroom.tracestory import (
     US,
     compare_runs,
@@ -40,6 +38,7 @@ from classroom.tracestory import (
     story_window,
     task_story,
 )
+from harness import Client, UnexpectedReply
 from loadgen.run import LoadSpec, Summary, run
 from visualizer.graphs import lock_order_graph
 from visualizer.load import Trace, load_trace
@@ -90,36 +89,19 @@ def traced_run(
     return trace, summary
 
 
-class _JsonClient:
+#: What ends a scripted connection early: a timeout or a reset (OSError), the
+#: server closing it (EOFError), a line that is not JSON (ValueError).
+_CUT_OFF = (OSError, EOFError, ValueError, UnexpectedReply)
+
+
+def _scripted(address: tuple[str, int]) -> Client:
     """One scripted connection in json mode; every read waits REPLY_SECONDS at most."""
+    return Client(address, timeout=REPLY_SECONDS)
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=REPLY_SECONDS)
-        self.file = self.sock.makefile("rb")
-        self.file.readline()  # the welcome line, in text mode
-        self.call("/mode json")
 
-    def send(self, *lines: str) -> None:
-        self.sock.sendall("".join(line + "\n" for line in lines).encode())
-
-    def reply(self) -> str:
-        """The next reply: "ok" or its error code (other events are skipped)."""
-        while line := self.file.readline():
-            event = json.loads(line)
-            if event.get("type") in ("ok", "error"):
-                return "ok" if event["type"] == "ok" else event["code"]
-        raise ConnectionError("the server closed the connection")
-
-    def call(self, line: str) -> str:
-        self.send(line)
-        return self.reply()
-
-    def __enter__(self) -> _JsonClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.close()
-        self.sock.close()
+def _outcome(reply: dict) -> str:
+    """A reply as the tallies count it: "ok" or its error code."""
+    return "ok" if reply["type"] == "ok" else reply["code"]
 
 
 def _churn(address: tuple[str, int], user: str, until: float, stop: threading.Event,
@@ -127,20 +109,20 @@ def _churn(address: tuple[str, int], user: str, until: float, stop: threading.Ev
     """Log in as `user`, send USERS_PER_LOGIN `/users`, reconnect; until told or `until`."""
     while not stop.is_set() and time.monotonic() < until:
         try:
-            with _JsonClient(address) as client:
-                tally[client.call(f"/login {user}")] += 1
+            with _scripted(address) as client:
+                tally[_outcome(client.call(f"/login {user}"))] += 1
                 client.send(*["/users"] * USERS_PER_LOGIN)
                 for _ in range(USERS_PER_LOGIN):
-                    tally[client.reply()] += 1
-        except (OSError, ValueError):  # timeouts and closes are OSErrors; bad JSON
+                    tally[_outcome(client.reply())] += 1
+        except _CUT_OFF:
             tally["closed"] += 1
 
 
 def _served(address: tuple[str, int]) -> bool:
     try:
-        with _JsonClient(address) as client:
-            return client.call("/login after") == "ok" and client.call("/users") == "ok"
-    except (OSError, ValueError):
+        with _scripted(address) as client:
+            return all(client.call(line)["type"] == "ok" for line in ("/login after", "/users"))
+    except _CUT_OFF:
         return False
 
 
@@ -157,6 +139,7 @@ class ScriptedRun:
 
     @property
     def deadlocked(self) -> bool:
+        """The watchdog logged a cycle."""
         return self.deadlock_after is not None
 
 
@@ -184,19 +167,22 @@ def provoke_deadlock(
     tallies = [Counter() for _ in range(clients)]
     try:
         threads = [threading.Thread(target=_churn, daemon=True, args=(
-            srv.address, f"dl{i}", began + timeout + after, stop, tallies[i]))
+            srv.addr, f"dl{i}", began + timeout + after, stop, tallies[i]))
             for i in range(clients)]  # fmt: skip
         for t in threads:
             t.start()
-        if srv.wait_for_log(_DEADLOCK_LINE, timeout):
+        try:
+            srv.wait_for_log(_DEADLOCK_LINE, timeout)
             found = time.monotonic() - began
+        except TimeoutError:
+            pass  # no deadlock within `timeout` (or the server died: stop_cleanly says)
         stop.wait(after if found is not None else 0)
         stop.set()
         give_up = time.monotonic() + REPLY_SECONDS * (USERS_PER_LOGIN + 2)
         for t in threads:
             t.join(max(0.0, give_up - time.monotonic()))
         ran = time.monotonic() - began
-        recovered = _served(srv.address)
+        recovered = _served(srv.addr)
     finally:
         stop.set()
         stop_cleanly(srv)
@@ -272,10 +258,10 @@ def global_vs_fine(out: Path, quick: bool = False) -> RunResult:
     report = write_compare(g, f, out / "compare").parent
     (out / "compare.txt").write_text(compare_runs(runs) + "\n")
     ratio = f_sum.delivered_per_s / max(g_sum.delivered_per_s, 1e-9)
-    lines = tuple(f"{name:>6}: {s.delivered_per_s:.0f} msgs/s, {_latency(s)}; {_busiest(t)}"
-                  for name, (t, s) in runs.items()) + (
-        f"fine/global throughput {ratio:.2f}: the work under the locks is serial either way"
-        " (one SQLite connection, one GIL)",)  # fmt: skip
+    lines = (*(f"{name:>6}: {s.delivered_per_s:.0f} msgs/s, {_latency(s)}; {_busiest(t)}"
+               for name, (t, s) in runs.items()),
+             f"fine/global throughput {ratio:.2f}: the work under the locks is serial either way"
+             " (one SQLite connection, one GIL)")  # fmt: skip
     numbers = {name: {"load": s.as_dict(), "trace": summarize(t)} for name, (t, s) in runs.items()}
     numbers["fine_over_global"] = ratio
     return RunResult("global-vs-fine", out, out / "fine.jsonl", report, numbers, lines)

@@ -1,12 +1,13 @@
-"""A real chat server for a demo or a notebook cell: started on a free
-loopback port in a process of its own, stopped gracefully.
+"""A real chat server for a demo or a notebook cell, with the options every
+scenario starts from; the fresh files a run starts from; a stop that must
+be clean.
 
-Owns: starting `python -m reactor` with the options a scenario asks for,
-learning its port from its log, keeping its log, and stopping it (SIGTERM,
-then waiting for the graceful shutdown; the trace is complete once it has
-exited); the fresh database and trace paths a run starts from
-(`fresh_paths`) and a stop that must be clean (`stop_cleanly`). Must not:
-generate load or draw (loadgen/run.py, visualizer/).
+Owns: the demo's server options (`LiveServer`: loopback only, `--auth
+none`, no rate limit, an optional trace, the whole log kept), the database
+and trace paths a run starts from (`fresh_paths`) and a stop that must be
+clean (`stop_cleanly`: the trace is complete once the server has exited).
+Starting, watching and stopping the process is harness/server.py's
+`ServerProcess`. Must not: generate load or draw (loadgen/, visualizer/).
 
     with LiveServer(tmp / "chat.db", "--locking", "fine", trace=tmp / "t.jsonl") as srv:
         loadgen.run(LoadSpec(port=srv.port, clients=10, duration=1))
@@ -14,59 +15,26 @@ generate load or draw (loadgen/run.py, visualizer/).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from benchmarks.servers import Running
+from harness import ServerProcess
+
+#: Every scenario's server: loopback only; simulated users log in without a
+#: password and may send as fast as they can.
+DEMO_OPTIONS = ("--ip", "127.0.0.1", "--auth", "none", "--rate-limit", "0")
 
 
-class LiveServer:
-    """`chat-server --auth none --rate-limit 0 <args>` on 127.0.0.1, a free port.
+class LiveServer(ServerProcess):
+    """`python -m reactor --db db` with DEMO_OPTIONS, then `args` (which may
+    override them), on a free port; `trace` adds `--trace FILE`.
 
-    `trace` adds `--trace FILE`. Use as a context manager, or `start()` /
-    `stop()`. `log` holds the server's log lines (stderr)."""
+    Use as a context manager, or `start()` / `stop()` (a graceful SIGTERM;
+    0 when clean). `log` holds every line of the server's log."""
 
     def __init__(self, db: Path, *args: str, trace: Path | None = None) -> None:
-        self.db = Path(db)
         self.trace = Path(trace) if trace else None
-        self.args = ["--ip", "127.0.0.1", "--port", "0", "--db", str(db), "--auth", "none",
-                     "--rate-limit", "0", *args]  # fmt: skip
-        if trace:
-            self.args += ["--trace", str(trace)]
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-        self.log: list[str] = []
-        self._running: Running | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    def start(self) -> LiveServer:
-        self._running = Running(
-            [sys.executable, "-m", "reactor", *self.args], name="the server", keep_log=True
-        )
-        self.proc, self.port, self.log = self._running.proc, self._running.port, self._running.log
-        return self
-
-    def stop(self, timeout: float = 30) -> int:
-        """Graceful stop (SIGTERM); returns the exit code (0 when clean)."""
-        return self._running.stop(timeout) if self._running is not None else 0
-
-    def wait_for_log(self, pattern, timeout: float) -> bool:
-        """Block until a log line matches `pattern` (a compiled regex) or
-        `timeout` passes; True if one did."""
-        return self._running.wait_for_log(pattern, timeout)
-
-    def log_text(self) -> str:
-        return "".join(self.log)
-
-    def __enter__(self) -> LiveServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        traced = ("--trace", str(trace)) if trace else ()
+        super().__init__(db, *DEMO_OPTIONS, *args, *traced)
 
 
 def fresh_paths(folder: Path, name: str) -> tuple[Path, Path]:
@@ -77,7 +45,7 @@ def fresh_paths(folder: Path, name: str) -> tuple[Path, Path]:
     return folder / f"{name}.db", folder / f"{name}.jsonl"
 
 
-def stop_cleanly(srv: LiveServer) -> None:
+def stop_cleanly(srv: ServerProcess) -> None:
     """Stop `srv`; RuntimeError with its last log lines if it did not exit 0."""
     code = srv.stop()
     if code != 0:

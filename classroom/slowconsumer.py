@@ -2,7 +2,7 @@
 stops reading is flooded until the server drops it, then it logs in again
 and gets every message replayed; and what its trace shows of that.
 
-Owns: the scripted run (json-mode clients on raw sockets, the reader with a
+Owns: the scripted run (json-mode harness clients, the reader with a
 small receive buffer) and what it saw (`SlowConsumerRun`); the reader's
 output buffer over time read from the trace (`BufferGrowth`); the charts no
 other package draws (that buffer against `--max-outbuf`, the ids sent, read
@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import json
 import re
-import socket
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 from matplotlib.axes import Axes
 
 from classroom.live import LiveServer, fresh_paths, stop_cleanly
+from harness import Client
 from visualizer.load import load_trace
 
 KIB, MS = 1024, 1e6
@@ -38,44 +38,17 @@ REPLY_SECONDS = 10.0
 _DROP_LINE = re.compile(r"(\S+) is not reading \((\d+) bytes queued\): dropped as slow consumer")
 
 
-class _Client:
-    """A blocking json-mode client on a raw socket; `rcvbuf` (SO_RCVBUF) is
-    set before connecting, so the window it advertises stays small."""
+def _scripted(address: tuple[str, int], rcvbuf: int | None = None) -> Client:
+    """A json-mode client whose every read waits REPLY_SECONDS at most;
+    `rcvbuf` (SO_RCVBUF) is set before connecting, so the window it
+    advertises stays small."""
+    return Client(address, timeout=REPLY_SECONDS, rcvbuf=rcvbuf)
 
-    def __init__(self, address: tuple[str, int], rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket()
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(REPLY_SECONDS)
-        self.sock.connect(address)
-        self.file = self.sock.makefile("rb")
-        self.readline()  # the welcome line
-        self.call("/mode json")
 
-    def readline(self) -> bytes:
-        line = self.file.readline()
-        if not line:
-            raise EOFError("the server closed the connection")
-        return line
-
-    def call(self, line: str | bytes, replies: int = 1) -> list[dict] | dict:
-        """Send `line` and return its reply (its `replies` replies when the
-        line is several commands); unasked events on the way are skipped."""
-        self.sock.sendall(line if isinstance(line, bytes) else line.encode() + b"\n")
-        got: list[dict] = []
-        while len(got) < replies:
-            event = json.loads(self.readline())
-            if event["type"] in ("ok", "error"):
-                got.append(event)
-        return got[0] if replies == 1 else got
-
-    def until_closed(self) -> list[bytes]:
-        """Every line left until the server closes."""
-        return list(iter(self.file.readline, b""))
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+def _replies(client: Client, line: str, n: int) -> list[dict]:
+    """Send `line` `n` times in one write; the `n` replies, in order."""
+    client.send(*[line] * n)
+    return [client.reply() for _ in range(n)]
 
 
 @dataclass(frozen=True)
@@ -102,6 +75,7 @@ class SlowConsumerRun:
 
     @property
     def in_order(self) -> bool:
+        """The replay came in id order."""
         return list(self.replayed) == sorted(self.replayed)
 
     def lines(self) -> tuple[str, str, str]:
@@ -135,22 +109,21 @@ def run_slow_consumer(
     db, trace = fresh_paths(Path(folder), "slow-consumer")
     srv = LiveServer(db, "--max-outbuf", str(max_outbuf), "--trace-io", trace=trace).start()
     try:
-        reader = _Client(srv.address, rcvbuf=rcvbuf)
+        reader = _scripted(srv.addr, rcvbuf=rcvbuf)
         reader.call("/login reader")
-        sender = _Client(srv.address)
+        sender = _scripted(srv.addr)
         sender.call("/login sender")
-        line = f"/send reader {'x' * text_bytes}\n".encode()
+        line = f"/send reader {'x' * text_bytes}"
         sent: list[int] = []
         while not (drop := _DROP_LINE.search(srv.log_text())):
             if len(sent) >= limit:
                 raise RuntimeError(f"{limit} messages and the reader was never dropped")
-            sent += [r["id"] for r in sender.call(line * batch, batch)]
+            sent += [r["id"] for r in _replies(sender, line, batch)]
         before = len(sent)
-        old = [json.loads(x) for x in reader.until_closed() if x.startswith(b"{")]
-        reader.close()
-        sent += [r["id"] for r in sender.call(line * after, after)] if after else []
+        old = [json.loads(x) for x in reader.until_closed() if x.startswith("{")]
+        sent += [r["id"] for r in _replies(sender, line, after)]
         counters = sender.call("/stats")["connections"]
-        again = _Client(srv.address)
+        again = _scripted(srv.addr)
         unread = again.call("/login reader")["unread"]
         replay = [again.readline() for _ in range(unread)]
         again.close()
@@ -165,7 +138,7 @@ def run_slow_consumer(
         tuple(e["id"] for e in old if e["type"] == "message"),
         old[-1].get("reason") if old and old[-1]["type"] == "bye" else None,
         unread, tuple(m["id"] for m in replayed),
-        {m["id"]: len(x) for m, x in zip(replayed, replay, strict=True)},
+        {m["id"]: len(x.encode()) for m, x in zip(replayed, replay, strict=True)},
         drop.group(0), int(drop.group(2)), counters,
     )  # fmt: skip
 

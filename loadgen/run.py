@@ -1,12 +1,13 @@
 """Load generator: simulated chat users driving a running server over loopback.
 
-Owns: `LoadSpec` and its checks, the parent side of a run (starting the load
-processes, driving their phases, the on_start/on_end callbacks, the result),
-and the `chat-loadgen` CLI. The load processes' sockets and event loop live in
-loadgen/users.py (one `selectors` loop per load process), what their users
-say and hear in loadgen/wire.py (sans-IO), the numbers and their rendering
-in loadgen/stats.py. Must not: open a socket to the server (only the load
-processes do), connect anywhere but loopback, or wait without a deadline.
+Owns: the parent side of a run (starting the load processes, driving their
+phases, the on_start/on_end callbacks, the result) and the `chat-loadgen`
+CLI. What a run is (`LoadSpec`) and its checks live in loadgen/spec.py, the
+load processes' sockets and event loop in loadgen/users.py (one `selectors`
+loop per load process), what their users say and hear in loadgen/wire.py
+(sans-IO), the numbers and their rendering in loadgen/stats.py. Must not:
+open a socket to the server (only the load processes do), connect anywhere
+but loopback, or wait without a deadline.
 
 A run is a sequence of phases that the parent drives over one Pipe per
 process; a phase ends when every process has answered, so each step is a
@@ -29,113 +30,26 @@ recipient's, so `undelivered` is exact: 0 on a correct server.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import multiprocessing
-import os
-import re
-import socket
 import sys
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from typing import Any
 
+from loadgen.spec import MODES, LoadSpec, check_spec, default_procs, loopback
 from loadgen.stats import Summary, format_summary, percentiles, progress_line, summarize
 from loadgen.users import FINAL_ACK_SECONDS, PARENT_SLACK, SETUP_SECONDS, worker_main
 
+# LoadSpec, check_spec, Summary and percentiles are re-exported: a run's caller
+# needs no other module.
 __all__ = ["LoadError", "LoadSpec", "Summary", "check_spec", "main", "percentiles", "run"]
-
-KINDS = ("private", "group")
-MODES = ("closed", "open", "idle")
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 class LoadError(Exception):
     """The run could not be carried out: clients could not log in, a load process died,
     got stuck or gave up waiting for this one."""
-
-
-@dataclass(frozen=True)
-class LoadSpec:
-    """What to run. See the module docstring for the phases, `run` for the result."""
-
-    host: str = "127.0.0.1"
-    port: int = 9000
-    clients: int = 100
-    mode: str = "closed"  # "closed" | "open" | "idle"
-    mix: tuple[tuple[str, float], ...] = (("private", 1.0),)  # kinds private/group; weights sum 1
-    window: int = 8  # closed loop: sends in flight (no reply yet) per client
-    rate: float = 2000.0  # open loop: offered sends/s in total over all clients
-    duration: float = 10.0  # measured seconds
-    warmup: float = 0.5  # seconds of load before measuring starts
-    groups: int = 4  # group traffic: clients 0..groups*group_size-1 form `groups` groups
-    group_size: int = 50  # members per group (clients past groups*group_size send private only)
-    procs: int = 0  # load processes; 0: min(4, usable CPUs), never more than clients
-    cpus: tuple[int, ...] | None = None  # pin every load process to these CPUs
-    password: str | None = None  # None: `/login <name>` (--auth none); else /register + /login
-    prefix: str = "lg"  # users f"{prefix}{i}", groups f"{prefix}g{j}"
-    drain: float = 10.0  # max seconds to wait for outstanding oks/deliveries after the end
-    text_bytes: int = 32  # approximate length of each message text
-    progress: bool = False  # print a live line once a second to stderr
-
-
-def default_procs(spec: LoadSpec) -> int:
-    """The number of load processes `run` uses for `spec`."""
-    n = spec.procs or min(4, len(spec.cpus or os.sched_getaffinity(0)))
-    return max(1, min(n, spec.clients))
-
-
-def _loopback(host: str, port: int) -> tuple[int, tuple]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as e:
-        raise ValueError(f"cannot resolve host {host!r}: {e}") from None
-    family, _, _, _, addr = infos[0]
-    if not ipaddress.ip_address(addr[0]).is_loopback:
-        raise ValueError(f"refusing to load {host} ({addr[0]}): only loopback addresses")
-    return family, addr
-
-
-def check_spec(spec: LoadSpec) -> None:
-    """Reject a spec that cannot run; raises ValueError with a message for a person."""
-    kinds = [k for k, _ in spec.mix]
-    weights = [w for _, w in spec.mix]
-    usable = os.sched_getaffinity(0)
-    problems = [
-        (spec.clients < 1, "clients must be at least 1"),
-        (spec.mode not in MODES, f"mode must be one of {', '.join(MODES)}"),
-        (not spec.mix or any(k not in KINDS for k in kinds), f"mix kinds are {', '.join(KINDS)}"),
-        (len(set(kinds)) != len(kinds), "a mix kind is given twice"),
-        (any(w < 0 for w in weights) or abs(sum(weights) - 1) > 0.01, "mix weights must sum to 1"),
-        (spec.window < 1, "window must be at least 1"),
-        (spec.mode == "open" and spec.rate <= 0, "rate must be positive"),
-        (spec.duration <= 0 or spec.warmup < 0 or spec.drain < 0, "bad duration/warmup/drain"),
-        (spec.procs < 0, "procs must be 0 (default) or more"),
-        (
-            spec.cpus is not None and not (spec.cpus and set(spec.cpus) <= usable),
-            f"cpus must be some of the usable CPUs {sorted(usable)}",
-        ),
-        (spec.text_bytes < 0, "text_bytes must be 0 or more"),
-        (not _NAME.fullmatch(f"{spec.prefix}g{spec.clients}"), "prefix: letters, digits, _.-"),
-        (spec.password is not None and not re.fullmatch(r"\S+", spec.password), "bad password"),
-    ]
-    if spec.mode != "idle" and dict(spec.mix).get("private", 0) > 0:
-        problems.append((spec.clients < 2, "private traffic needs at least 2 clients"))
-    if spec.mode != "idle" and dict(spec.mix).get("group", 0) > 0:
-        need = spec.groups * spec.group_size
-        problems += [
-            (spec.groups < 1 or spec.group_size < 2, "groups >= 1 and group_size >= 2"),
-            (
-                spec.clients < need,
-                f"group traffic needs clients >= groups*group_size"
-                f" ({spec.groups}*{spec.group_size}={need} > {spec.clients} clients)",
-            ),
-        ]
-    for bad, message in problems:
-        if bad:
-            raise ValueError(message)
-    _loopback(spec.host, spec.port)
 
 
 # --- the parent: phases, callbacks, result ----------------------------------------
@@ -188,15 +102,16 @@ class _Procs:
         sentinels = {self.procs[k].sentinel: k for k in live}
         pipes = {self.pipes[k]: k for k in live}
         for ready in wait([*pipes, *sentinels], max(0.0, until - time.monotonic())):
-            if ready in sentinels:
+            if isinstance(ready, int):  # a sentinel: process k has exited
                 k = sentinels[ready]
                 if not self.pipes[k].poll() and k not in self.finished:
                     code = self.procs[k].exitcode
                     raise LoadError(f"load process {k} died (exit code {code})")
                 continue
+            assert isinstance(ready, Connection)  # the rest are our pipes
             k = pipes[ready]
             try:
-                msg = ready.recv()
+                msg: tuple[Any, ...] = ready.recv()
             except EOFError:
                 raise LoadError(f"load process {k} closed its pipe") from None
             if msg[0] == "crash":
@@ -244,7 +159,7 @@ def run(spec: LoadSpec, on_start=None, on_end=None) -> Summary:
     waiting for this one).
     """
     check_spec(spec)
-    family, addr = _loopback(spec.host, spec.port)
+    family, addr = loopback(spec.host, spec.port)
     n = default_procs(spec)
     procs = _Procs(spec, family, addr, n)
     try:
@@ -253,7 +168,7 @@ def run(spec: LoadSpec, on_start=None, on_end=None) -> Summary:
         connected = sum(r[1] for r in ready)
         problem = next((r[3] for r in ready if r[3]), "")
         if spec.mode != "idle" and connected < spec.clients:
-            errors = Counter()
+            errors: Counter[str] = Counter()
             for r in ready:
                 errors.update(r[2])
             raise LoadError(

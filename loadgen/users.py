@@ -7,13 +7,13 @@ entry point `worker_main`, and the deadlines both sides share (SETUP_SECONDS,
 FINAL_ACK_SECONDS, PARENT_SLACK, `run_budget`). What the users say and what the
 server's lines mean is loadgen/wire.py's `Crowd` (sans-IO), which this
 module feeds what the sockets read. Must not: parse or build protocol lines,
-import loadgen/run.py at run time (it imports us; `LoadSpec` is a type hint
-only), talk to the parent other than through its pipe, connect anywhere but
-the address the parent checked, or wait on the server or the parent without a
+import loadgen/run.py (it imports us; what a run is comes from loadgen/spec.py),
+talk to the parent other than through its pipe, connect anywhere but the
+address the parent checked, or wait on the server or the parent without a
 deadline.
 
 Each user acks like the real client (cumulative `/ack` every
-loadwire.ACK_EVERY messages, then everything before closing, so nothing is
+loadgen/wire.py ACK_EVERY messages, then everything before closing, so nothing is
 replayed at a later login). A socket is closed only by `_close`, once the
 `Crowd` has dropped its user, so the counters' invariants hold however a user
 ends: a lost socket, a refused login, the end of the run, an abort.
@@ -29,13 +29,12 @@ import selectors
 import socket
 import time
 import traceback
-from typing import TYPE_CHECKING
+from multiprocessing.connection import Connection
+from typing import Any, cast
 
+from loadgen.spec import LoadSpec
 from loadgen.stats import ProcessReport
 from loadgen.wire import Crowd, User, UserState
-
-if TYPE_CHECKING:
-    from loadgen.run import LoadSpec
 
 __all__ = ["FINAL_ACK_SECONDS", "PARENT_SLACK", "SETUP_SECONDS", "run_budget", "worker_main"]
 
@@ -88,12 +87,16 @@ class _Sim(User):
 class _Worker:
     """The sockets of one load process's users, its event loop (`serve`) and phases."""
 
-    def __init__(self, spec: LoadSpec, family: int, addr: tuple, k: int, procs: int, conn) -> None:
+    def __init__(
+        self, spec: LoadSpec, family: int, addr: tuple[Any, ...], k: int, procs: int,
+        conn: Connection,
+    ) -> None:  # fmt: skip
         self.spec, self.family, self.addr, self.conn = spec, family, addr, conn
         self.k, self.procs = k, procs  # this is process k of procs; client i lives in i % procs
         self.crowd = Crowd(spec, k, procs, make_user=_Sim)
-        self.sims: list[_Sim] = self.crowd.users
-        self.dirty = self.crowd.dirty  # users with bytes to write or a selector change due
+        # The crowd made its users with `_Sim`: its lists hold nothing else.
+        self.sims = cast("list[_Sim]", self.crowd.users)
+        self.dirty = cast("set[_Sim]", self.crowd.dirty)  # bytes to write or a selector change due
         self.tally = self.crowd.tally
         self.sel = selectors.DefaultSelector()
         self.sel.register(conn.fileno(), selectors.EVENT_READ, None)
@@ -146,9 +149,11 @@ class _Worker:
         for sim in self.dirty:
             if sim.state is DEAD:
                 continue
+            sock = sim.sock
+            assert sock is not None  # a live user's socket is registered
             if sim.out:
                 try:
-                    del sim.out[: sim.sock.send(sim.out)]
+                    del sim.out[: sock.send(sim.out)]
                 except BlockingIOError:
                     pass
                 except OSError:
@@ -157,11 +162,12 @@ class _Worker:
             want = bool(sim.out)
             if want != sim.watch_write:
                 events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want else 0)
-                self.sel.modify(sim.sock, events, sim)
+                self.sel.modify(sock, events, sim)
                 sim.watch_write = want
         self.dirty.clear()
 
     def _read(self, sim: _Sim) -> None:
+        assert sim.sock is not None  # a live user's socket is registered
         try:
             data = sim.sock.recv(RECV_BYTES)
         except BlockingIOError:
@@ -198,6 +204,7 @@ class _Worker:
             self.connecting += 1
 
     def _connected(self, sim: _Sim) -> None:
+        assert sim.sock is not None  # a connect in flight is registered
         err = sim.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             self._fail(sim, "connect", f"connect to {self.addr}: {os.strerror(err)}")
@@ -235,7 +242,7 @@ class _Worker:
 
     # --- phases --------------------------------------------------------------------
 
-    def _control(self, msg: tuple) -> None:
+    def _control(self, msg: tuple[Any, ...]) -> None:
         what = msg[0]
         if what == "groups":
             self.phase, self.deadline = _Phase.GROUPS, time.monotonic() + SETUP_SECONDS
@@ -310,7 +317,7 @@ class _Worker:
             self.conn.send(("result", self._report()))
         return False
 
-    def _tell(self, *msg) -> None:
+    def _tell(self, *msg: object) -> None:
         self.conn.send(msg)
         self.phase, self.deadline = _Phase.WAIT, self.give_up
 
@@ -318,7 +325,9 @@ class _Worker:
         return self.tally.report(self.crowd.logged_in, self.cpu1 - (self.cpu0 or 0.0), self.owed)
 
 
-def worker_main(spec: LoadSpec, family: int, addr: tuple, k: int, procs: int, conn) -> None:
+def worker_main(
+    spec: LoadSpec, family: int, addr: tuple[Any, ...], k: int, procs: int, conn: Connection
+) -> None:
     """Entry point of load process `k` of `procs` (module level, so "spawn" can start it).
 
     Raises the soft fd limit to the hard one, pins to `spec.cpus`, runs the

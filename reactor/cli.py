@@ -7,6 +7,7 @@ server logic.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sqlite3
@@ -49,6 +50,18 @@ def _fraction(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {text}")
     return value
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    if text.strip().lower() == "none":
+        return ()
+    nets = tuple(n.strip() for n in text.split(",") if n.strip())
+    for n in nets:
+        try:
+            ipaddress.ip_network(n, strict=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{n!r} is not an address or network") from None
+    return nets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +139,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=limits.WORKERS,
         metavar="N",
         help="worker threads running commands",
+    )
+    a(
+        "--login-lane",
+        type=_positive(int),
+        default=limits.LANE_CAPACITY,
+        metavar="N",
+        help="batches with a /register or /login (password hashing) held at once; "
+        "one more is answered busy",
+    )
+    a(
+        "--max-unauthenticated",
+        type=_non_negative(int),
+        default=limits.MAX_UNAUTHENTICATED_PER_ADDRESS,
+        metavar="N",
+        help="connections not logged in per client address; one more gets bye server_full "
+        "(0: no limit)",
+    )
+    a(
+        "--login-rate",
+        type=_non_negative(float),
+        default=limits.LOGINS_PER_ADDRESS_RATE,
+        metavar="N",
+        help="/login and /register per second per client address, burst "
+        f"{limits.LOGINS_PER_ADDRESS_BURST}; over it: rate_limited (0: no limit)",
+    )
+    a(
+        "--limit-exempt",
+        type=_networks,
+        default=limits.LIMIT_EXEMPT,
+        metavar="CIDRS",
+        help="comma-separated networks the per-address limits skip ('none': no exemption)",
     )
     a(
         "--locking",

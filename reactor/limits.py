@@ -35,6 +35,31 @@ MAX_CLIENTS = 10_000
 #: Worker threads running commands.
 WORKERS = 4
 
+#: The password lane: batches with a `/register` or `/login` (scrypt, ~33 ms
+#: of CPU each) run on threads of their own, so chat never queues behind
+#: hashing. Two threads: hashing releases the GIL, and this machine class
+#: has two cores; more would only queue inside the kernel.
+LANE_WORKERS = 2
+#: Batches the lane holds at once, running or waiting; one more is answered
+#: `busy` at once. Eight waits at most ~4 hashes' time (~130 ms) for a slot.
+LANE_CAPACITY = 8
+
+#: Per client address (IRC servers limit the same way: ngIRCd's
+#: MaxConnectionsIP, Ergo's max-concurrent-connections): connections not yet
+#: logged in. One more is turned away with `bye server_full`. A classroom
+#: behind one NAT opens a few dozen at once; an attacker opens thousands.
+MAX_UNAUTHENTICATED_PER_ADDRESS = 16
+#: Per client address: `/login` and `/register` lines per second, and the
+#: burst above that (a token bucket shared by all its connections), so new
+#: connections cannot dodge the per-connection rate limit. Over it:
+#: `rate_limited`. A person types one login; a class behind one NAT, 30 at once.
+LOGINS_PER_ADDRESS_RATE = 5.0
+LOGINS_PER_ADDRESS_BURST = 30
+#: Addresses the per-address limits do not apply to: loopback, so classroom
+#: demos, tests and a load generator on one machine keep working (the lane's
+#: bound is what protects the server from them).
+LIMIT_EXEMPT = ("127.0.0.0/8", "::1/128")
+
 # --- reactor internals -----------------------------------------------------
 
 #: Bytes asked of one recv(). Measured here: recv(262144) costs ~11 us more per

@@ -39,10 +39,11 @@ class Server:
     """A whole chat server. `start()` binds; `serve()` runs the loop in the
     calling thread until `stop()` (from any thread) has finished."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, instruments: Sequence[LockInstrument] = ()) -> None:
+        """`instruments` watch the locks too, after the server's own (a test's)."""
         self.config = config
         self.tracer: TraceHooks = NULL_TRACE
-        instruments: list[LockInstrument] = []
+        own: list[LockInstrument] = []
         if config.trace:
             tracer = Tracer(
                 config.trace, locking=config.locking, workers=config.workers,
@@ -52,14 +53,14 @@ class Server:
         self.checker: OrderChecker | None = None
         if config.lockdep or self.tracer.enabled:
             self.checker = OrderChecker(self.tracer)
-            instruments.append(self.checker)
+            own.append(self.checker)
         if self.tracer.enabled:
-            instruments.append(tracer)
+            own.append(tracer)
         self.watchdog: Watchdog | None = None
         if config.watchdog > 0:
             self.watchdog = Watchdog(config.watchdog, self.tracer)
-            instruments.append(self.watchdog)
-        self.hooks = LockHooks(*instruments)
+            own.append(self.watchdog)
+        self.hooks = LockHooks(*own, *instruments)
         # The inverted demo gives up after four times the watchdog's
         # threshold: long enough for the watchdog to see the cycle first.
         give_up = 4 * config.watchdog if config.watchdog > 0 else None
@@ -81,8 +82,9 @@ class Server:
         )  # fmt: skip
         threaded = config.model is Model.THREADED
         self._engine = engine = Engine(
-            chat, self._post, self.tracer, workers=0 if threaded else config.workers
-        )
+            chat, self._post, self.tracer, workers=0 if threaded else config.workers,
+            lane_capacity=config.login_lane,
+        )  # fmt: skip
         front: Frontend
         if threaded:
             front = ThreadedServer(config, engine, self.hooks, self.tracer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.chatclient import ServerProcess
+from harness import ServerProcess
 
 LOCKINGS = ["global", "fine"]
 MODELS = ["reactor", "threaded"]

@@ -1,11 +1,11 @@
 """Quick throughput check: N clients send private messages for a few seconds.
 
 Starts a real server per locking strategy on a free loopback port (with
---auth none and no rate limit), drives it from one selectors loop in this
-process with a window of in-flight messages per client, and prints
-delivered messages per second for each strategy and their ratio (measured in
-the same run, since this 2-core machine is noisy). The full load generator
-and benchmark matrix are separate work; this is the smoke-sized version.
+--auth none and no rate limit), drives it with the load generator (closed
+loop, a window of in-flight messages per client, one load process), and
+prints delivered messages per second for each strategy and their ratio
+(measured in the same run, since a small machine is noisy). The benchmark
+matrix (`chat-bench`) measures every design; this is the smoke-sized check.
 
     .venv/bin/python -m benchmarks.scripts.quick --clients 100 --seconds 5
 """
@@ -13,101 +13,40 @@ and benchmark matrix are separate work; this is the smoke-sized version.
 from __future__ import annotations
 
 import argparse
-import json
-import random
-import selectors
-import socket
 import tempfile
-import time
 from pathlib import Path
 
-from tests.support.chatclient import ServerProcess
+from harness import Client, ServerProcess
+from loadgen.run import LoadSpec, Summary
+from loadgen.run import run as run_load
 
 
-class SimClient:
-    def __init__(self, addr, name: str) -> None:
-        self.name = name
-        self.sock = socket.create_connection(addr)
-        self.sock.setblocking(False)
-        self.buf = b""
-        self.out = bytearray(f"/mode json\n/login {name}\n".encode())
-        self.inflight = 0
-        self.ready = False
-        self.delivered = 0
-        self.unacked = 0
-        self.last_id = 0
+def run(addr: tuple[str, int], clients: int, seconds: float, window: int) -> Summary:
+    """`clients` users of one load process send each other private messages
+    for `seconds`, `window` in flight each, against the server at `addr`.
+    Raises loadgen.run.LoadError when the load cannot run."""
+    spec = LoadSpec(host=addr[0], port=addr[1], clients=clients, duration=seconds,
+                    window=window, procs=1, prefix="b")  # fmt: skip
+    return run_load(spec)
 
 
-def run(addr, clients: int, seconds: float, window: int) -> dict:
-    sel = selectors.DefaultSelector()
-    sims = [SimClient(addr, f"b{i}") for i in range(clients)]
-    for s in sims:
-        sel.register(s.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, s)
-    names = [s.name for s in sims]
-    rng = random.Random(1)
-    start = None
-    end = None
-    sent = oks = 0
-    while True:
-        now = time.monotonic()
-        if start is None and all(s.ready for s in sims):
-            start, end = now, now + seconds
-        if end is not None and now >= end:
-            break
-        for key, mask in sel.select(0.5):
-            s = key.data
-            if mask & selectors.EVENT_READ:
-                data = s.sock.recv(65536)
-                if not data:
-                    raise SystemExit(f"{s.name}: server closed")
-                s.buf += data
-                *lines, s.buf = s.buf.split(b"\n")
-                for line in lines:
-                    if not line.startswith(b"{"):
-                        continue
-                    ev = json.loads(line)
-                    if ev["type"] == "message":
-                        s.delivered += start is not None
-                        s.last_id = ev["id"]
-                        s.unacked += 1
-                    elif ev["type"] == "ok" and ev["cmd"] == "send":
-                        s.inflight -= 1
-                        oks += start is not None
-                    elif ev["type"] == "ok" and ev["cmd"] == "login":
-                        s.ready = True
-                    elif ev["type"] == "error":
-                        raise SystemExit(f"{s.name}: {ev}")
-            if s.ready and start is not None:
-                while s.inflight < window:
-                    to = names[rng.randrange(clients)]
-                    s.out += f"/send {to} {time.monotonic():.6f} hello\n".encode()
-                    s.inflight += 1
-                    sent += 1
-                if s.unacked >= 50:  # batched acks, as the real client does
-                    s.out += f"/ack {s.last_id}\n".encode()
-                    s.unacked = 0
-            if s.out and mask & selectors.EVENT_WRITE:
-                n = s.sock.send(s.out)
-                del s.out[:n]
-    delivered = sum(s.delivered for s in sims)
-    for s in sims:
-        s.sock.close()
-    return {"delivered_per_s": delivered / seconds, "ok_per_s": oks / seconds}
-
-
-def lock_table(addr) -> str:
+def lock_table(addr: tuple[str, int]) -> str:
     """The server's /stats table (text mode) after a run."""
-    with socket.create_connection(addr) as sock:
-        f = sock.makefile("rwb")
-        f.write(b"/login stats_reader\n/stats\n/exit\n")
-        f.flush()
-        lines = [line.decode().rstrip("\n") for line in f]
+    c = Client(addr, json_mode=False)
+    c.send("/login stats_reader", "/stats", "/exit")
+    lines = [line.rstrip("\n") for line in c.until_closed()]
     start = next(i for i, x in enumerate(lines) if "Lock statistics" in x)
     end = next(i for i, x in enumerate(lines) if x.startswith("locking "))
     return "\n".join(lines[start : end + 1])
 
 
+def start_server(db: Path, *args: str) -> ServerProcess:
+    """A server with --auth none and no rate limit (and `args`), started."""
+    return ServerProcess(db, "--auth", "none", "--rate-limit", "0", *args).start()
+
+
 def main() -> None:
+    """Run the check under `global` then `fine` locking and print both and their ratio."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=100)
     p.add_argument("--seconds", type=float, default=5.0)
@@ -118,18 +57,8 @@ def main() -> None:
     results, tables = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for locking in ("global", "fine"):
-            srv = ServerProcess(
-                Path(tmp) / f"{locking}.db",
-                "--auth",
-                "none",
-                "--rate-limit",
-                "0",
-                "--locking",
-                locking,
-                "--workers",
-                str(args.workers),
-            )
-            srv.start()
+            srv = start_server(Path(tmp) / f"{locking}.db", "--locking", locking,
+                               "--workers", str(args.workers))  # fmt: skip
             try:
                 results[locking] = run(srv.addr, args.clients, args.seconds, args.window)
                 if args.stats:
@@ -138,12 +67,13 @@ def main() -> None:
                 srv.stop()
     for locking, r in results.items():
         print(
-            f"{locking:6}  {args.clients} clients  delivered {r['delivered_per_s']:9.0f} msg/s"
-            f"  acked sends {r['ok_per_s']:9.0f}/s"
+            f"{locking:6}  {args.clients} clients  delivered {r.delivered_per_s:9.0f} msg/s"
+            f"  acked sends {r.acked / r.seconds:9.0f}/s"
+            + ("" if r.ok else f"  errors {r.errors}, undelivered {r.undelivered}")
         )
     for locking, table in tables.items():
         print(f"\n--- {locking}: /stats after the run\n{table}")
-    g, f = results["global"]["delivered_per_s"], results["fine"]["delivered_per_s"]
+    g, f = results["global"].delivered_per_s, results["fine"].delivered_per_s
     print(f"fine / global = {f / g:.2f}")
 
 

@@ -14,11 +14,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.scripts.quick import run
-from tests.support.chatclient import ServerProcess
+from benchmarks.scripts.quick import run, start_server
 
 
 def main() -> None:
+    """Alternate untraced and traced runs; print each and the ratio of the medians."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=100)
     p.add_argument("--seconds", type=float, default=5.0)
@@ -31,18 +31,14 @@ def main() -> None:
         for i in range(args.repeat):
             for mode in ("off", "trace"):
                 extra = ["--trace", f"{tmp}/run{i}.jsonl"] if mode == "trace" else []
-                srv = ServerProcess(
-                    Path(tmp) / f"{mode}{i}.db", "--auth", "none", "--rate-limit", "0",
-                    "--locking", args.locking, *extra,
-                )  # fmt: skip
-                srv.start()
+                srv = start_server(Path(tmp) / f"{mode}{i}.db", "--locking", args.locking, *extra)
                 try:
                     r = run(srv.addr, args.clients, args.seconds, args.window)
                 finally:
                     srv.stop()
-                results[mode].append(r["delivered_per_s"])
+                results[mode].append(r.delivered_per_s)
                 size = Path(f"{tmp}/run{i}.jsonl").stat().st_size if extra else 0
-                print(f"run {i} {mode:5} {r['delivered_per_s']:9.0f} msg/s"
+                print(f"run {i} {mode:5} {r.delivered_per_s:9.0f} msg/s"
                       + (f"  trace {size / 1e6:.1f} MB" if size else ""))  # fmt: skip
     off, on = statistics.median(results["off"]), statistics.median(results["trace"])
     spread = max(results["trace"]) / min(results["trace"]) - 1

@@ -20,6 +20,8 @@ from pathlib import Path
 
 
 def write_trace(path: Path, events: int, workers: int = 4) -> int:
+    """Write a synthetic trace of about `events` events (`workers` workers, /sendgroup
+    tasks taking a group lock then storage) to `path`; the number written."""
     rng = random.Random(1)
     header = {"type": "header", "version": 1, "clock": "monotonic_ns", "start_unix": 0.0,
               "locking": "fine", "workers": workers, "sample": 1.0}  # fmt: skip
@@ -60,6 +62,7 @@ def write_trace(path: Path, events: int, workers: int = 4) -> int:
 
 
 def main() -> None:
+    """Write a trace of `--events` events, then time loading, the report and Perfetto."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=1_000_000)
     args = p.parse_args()

@@ -2,30 +2,41 @@
 
 Owns: `Engine`, which opens a connection's session, makes each queued
 item's trace task (when it is queued, so the trace sees its wait), and runs
-batches on the worker pool (`submit`) or in the calling thread (`run`).
-Must not: touch sockets or know which I/O model calls it; it implements
+batches on the worker pool (`submit`) or in the calling thread (`run`); and
+the password lane: a batch that hashes a password (`/register`, `/login`
+with passwords) runs on lane threads of its own, at most LANE_CAPACITY such
+batches at once, so chat never waits behind scrypt; one more gets `busy`
+at once. Must not: touch sockets, block the caller of `submit` (the reactor
+thread), or know which I/O model calls it; it implements
 reactor/frontend.py `Dispatch`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import cast
 
+from reactor import limits
 from reactor.actions import Action, Item
 from reactor.chat.batches import item_name, run_batch
 from reactor.chat.commands import Chat
 from reactor.chat.pool import Pool
 from reactor.chat.sessions import ConnState
 from reactor.frontend import Session
+from reactor.kinds import Auth
+from reactor.protocol import BadLine, Command
 from reactor.stats import PoolStatistics
 from reactor.sync.tasks import Task
 from reactor.tracing.hooks import TraceHooks
 
+_BUSY = "server busy: too many logins at once; retry in a moment"
+
 
 class Engine:
     """Runs connections' batches: on `workers` pool threads (0: none, the
-    I/O model runs every batch in its own threads)."""
+    I/O model runs every batch in its own threads), and batches that hash
+    a password on `lane_workers` lane threads."""
 
     def __init__(
         self,
@@ -33,44 +44,87 @@ class Engine:
         post: Callable[[Sequence[Action]], None],
         tracer: TraceHooks,
         workers: int = 0,
+        lane_workers: int = limits.LANE_WORKERS,
+        lane_capacity: int = limits.LANE_CAPACITY,
     ) -> None:
         self.chat = chat
         self._post = post
         self._tracer = tracer
         self.pool = Pool(workers, post, tracer)
+        self.lane = Pool(lane_workers if workers else 0, post, tracer, name="lane")
+        # The lane's slots: one per batch that may hash, running or queued.
+        # Taken without waiting (acquire(False) never blocks the reactor
+        # thread) and given back when the batch is done; a semaphore is the
+        # counter, so it needs no lock of ours.
+        self._slots = threading.BoundedSemaphore(lane_capacity)
+        self._hashing = {"register", "login"} if chat.auth is Auth.PASSWORD else {"register"}
 
     def open_session(self, conn_id: int, peer: str) -> ConnState:
         """The session of a new connection (its login state)."""
         return ConnState(conn_id, peer)
 
     def submit(self, session: Session, items: Sequence[Item]) -> None:
-        """Queue a batch on the pool; its `Done` is posted when it has run."""
+        """Queue a batch on the pool (the lane if it hashes); its `Done` is
+        posted when it has run. Never blocks."""
         state = cast(ConnState, session)  # made by open_session
+        if self._hashes(items):
+            if self._slots.acquire(blocking=False):
+                traced = self._tasks(state, items)
+                self.lane.submit(state.conn_id, lambda: self._in_lane(state, items, traced))
+                return
+            items = self._busy(items)
         traced = self._tasks(state, items)
         self.pool.submit(
-            session.conn_id,
+            state.conn_id,
             lambda: run_batch(self.chat, self._post, self._tracer, state, items, traced),
         )
 
     def run(self, session: Session, items: Sequence[Item], *, done: bool = True) -> None:
         """Run a batch in the calling thread; `done=False` posts no `Done`
-        (a text ack run outside the connection's turn)."""
+        (a text ack run outside the connection's turn). A batch that hashes
+        takes a lane slot for its time, or is answered `busy`."""
         state = cast(ConnState, session)  # made by open_session
+        if self._hashes(items):
+            if self._slots.acquire(blocking=False):
+                self._in_lane(state, items, self._tasks(state, items), done)
+                return
+            items = self._busy(items)
         run_batch(
             self.chat, self._post, self._tracer, state, items, self._tasks(state, items), done
         )
 
     def start(self) -> None:
-        """Start the pool's threads."""
+        """Start the pool's and the lane's threads."""
         self.pool.start()
+        self.lane.start()
 
     def stop(self) -> None:
-        """Finish queued batches and end the pool's threads."""
+        """Finish queued batches and end the threads."""
+        self.lane.stop()
         self.pool.stop()
 
     def statistics(self) -> PoolStatistics:
-        """The pool's statistics."""
+        """The worker pool's statistics (the lane's not included)."""
         return self.pool.statistics()
+
+    def _in_lane(
+        self, state: ConnState, items: Sequence[Item], traced: list[Task], done: bool = True
+    ) -> None:
+        try:
+            run_batch(self.chat, self._post, self._tracer, state, items, traced, done)
+        finally:
+            self._slots.release()
+
+    def _hashes(self, items: Sequence[Item]) -> bool:
+        hashing = self._hashing
+        return any(isinstance(i, Command) and i.name in hashing for i in items)
+
+    def _busy(self, items: Sequence[Item]) -> list[Item]:
+        hashing = self._hashing
+        return [
+            BadLine(i.name, "busy", _BUSY) if isinstance(i, Command) and i.name in hashing else i
+            for i in items
+        ]
 
     def _tasks(self, session: ConnState, items: Sequence[Item]) -> list[Task]:
         new_task = self._tracer.new_task

@@ -29,7 +29,11 @@ class Pool:
     """`workers` threads running queued jobs in FIFO order."""
 
     def __init__(
-        self, workers: int, post: Callable[[Sequence[Action]], None], tracer: TraceHooks
+        self,
+        workers: int,
+        post: Callable[[Sequence[Action]], None],
+        tracer: TraceHooks,
+        name: str = "worker",
     ) -> None:
         self._post = post
         self._tracer = tracer
@@ -38,7 +42,7 @@ class Pool:
         # statistics needs no lock.
         self._busy = [False] * workers
         self._threads = [
-            threading.Thread(target=self._work, args=(i,), name=f"worker-{i}", daemon=True)
+            threading.Thread(target=self._work, args=(i,), name=f"{name}-{i}", daemon=True)
             for i in range(workers)
         ]
 

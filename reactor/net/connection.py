@@ -68,6 +68,7 @@ class Connection:
         self.mask = 0  # events registered with the selector; 0 = not registered
         self.intake = Intake(config, now)  # framing and the rate limit
         self.session = session
+        self.address = ""  # the peer's IP address, for the per-address limits
         self.out = OutQueue()
         self.life = Life.OPEN
         # Queued work, handed to the pool as one batch when not RUNNING.

@@ -38,7 +38,7 @@ class Listener:
         sel: selectors.BaseSelector,
         address: tuple[str, int],
         on_socket: Callable[[socket.socket, str], None],
-        refusal: Callable[[], ByeReason | None],
+        refusal: Callable[[str], ByeReason | None],
         say_bye: bool = True,
     ) -> None:
         self._sel = sel
@@ -69,7 +69,7 @@ class Listener:
                 return
             sock.setblocking(False)
             peer = f"{addr[0]}:{addr[1]}"
-            reason = self._refusal()
+            reason = self._refusal(addr[0])
             if reason is None:
                 self._on_socket(sock, peer)
             else:

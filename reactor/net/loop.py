@@ -31,6 +31,7 @@ from reactor import limits
 from reactor.config import Config
 from reactor.frontend import Dispatch
 from reactor.kinds import ByeReason, Mode
+from reactor.net.addresses import AddressLimits
 from reactor.net.connection import Connection, Life
 from reactor.net.listener import Listener
 from reactor.net.timers import Timers
@@ -81,6 +82,7 @@ class Reactor:
         self._stop_requested = False
         self._stopping_since: float | None = None
         self._said_bye = False
+        self._addresses = AddressLimits.for_config(config)
         self._sel.register(self._wakeup, READ, self._on_wake)
 
     # --- set-up and shutdown -------------------------------------------------------
@@ -143,11 +145,11 @@ class Reactor:
 
     # --- accept ----------------------------------------------------------------------
 
-    def _refusal(self) -> ByeReason | None:
-        """Why a new connection is turned away right now, if it is."""
+    def _refusal(self, address: str) -> ByeReason | None:
+        """Why a new connection from `address` is turned away now, if it is."""
         if self._stop_requested:
             return ByeReason.SHUTDOWN
-        if self._open >= self.config.max_clients:
+        if self._open >= self.config.max_clients or not self._addresses.may_open(address):
             self._rejected_full += 1
             return ByeReason.SERVER_FULL
         return None
@@ -159,6 +161,8 @@ class Reactor:
         cid, self._next_id = self._next_id, self._next_id + 1
         session = self.dispatch.open_session(cid, peer)
         conn = Connection(cid, sock, session, self.config, time.monotonic())
+        conn.address = peer.rpartition(":")[0]
+        self._addresses.opened(cid, conn.address)
         if self.tls is not None:
             conn.handshake_started()
         conn.handler = functools.partial(self._on_conn_event, conn)
@@ -201,7 +205,10 @@ class Reactor:
         self._trace_io.io("io_read", conn.id, len(data))
         if not conn.reading:
             return  # closing: input after a bye is discarded
-        conn.pending.extend(conn.intake.take_lines(data, time.monotonic()))
+        now = time.monotonic()
+        conn.pending += self._addresses.check_logins(
+            conn.address, conn.intake.take_lines(data, now), now
+        )
         if conn.pending:
             self._ready.add(conn)
             if len(conn.pending) >= limits.MAX_PENDING_COMMANDS:
@@ -246,6 +253,8 @@ class Reactor:
                 self._say_bye(conn, action.reason)
         elif conn.out.apply(action):
             self._dirty.add(conn)
+            if isinstance(action, act.LoggedIn):
+                self._addresses.logged_in(conn.id)
 
     def _deliver(self, action: act.Deliver) -> None:
         msg = action.message
@@ -335,6 +344,7 @@ class Reactor:
         if not conn.close_socket(self._sel):
             return
         self._open -= 1
+        self._addresses.closed(conn.id)
         log.info("connection %d closed (%s)", conn.id, conn.out.user or "not logged in")
         conn.pending = [i for i in conn.pending if not isinstance(i, act.Disconnect)]
         conn.pending.append(act.Disconnect())

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from benchmarks import cli
 from benchmarks.matrix import Cell, Result
 from benchmarks.results import targets
@@ -35,12 +37,9 @@ def test_quick_bench_runs_every_kind_and_writes_its_files(tmp_path, capsys):
 
 def test_bench_refuses_unknown_designs_and_workloads(tmp_path, capsys):
     for args in (["--designs", "reactor-gloabl"], ["--workloads", "private-7"]):
-        try:
+        with pytest.raises(SystemExit) as exc:
             cli.main(["-o", str(tmp_path), *args])
-        except SystemExit as exc:
-            assert exc.code == 2
-        else:
-            raise AssertionError(f"{args} accepted")
+        assert exc.value.code == 2, f"{args} accepted"
     assert "no design 'reactor-gloabl'" in capsys.readouterr().err
 
 

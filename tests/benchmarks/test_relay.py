@@ -1,7 +1,7 @@
 """The benchmark's reference relay (benchmarks/relay.py) over real sockets.
 
 The relay runs as `python -m benchmarks.relay` in a subprocess; the tests
-talk to it with the suite's blocking `Client`, as they do to the real server.
+talk to it with the blocking `harness.Client`, as they do to the real server.
 """
 
 from __future__ import annotations
@@ -15,21 +15,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.servers import Running
-from tests.support.chatclient import Client, fresh_name
+from harness import Client, ServerProcess
+from tests.support.chatclient import fresh_name
 
 
-class RelayProcess:
+class RelayProcess(ServerProcess):
     """`python -m benchmarks.relay` on an OS-chosen loopback port."""
 
     def __init__(self) -> None:
         argv = [sys.executable, "-m", "benchmarks.relay", "--port", "0"]
-        self._running = Running(argv, name="the relay", keep_log=True)
-        self.proc, self.log = self._running.proc, self._running.log
-        self.addr = ("127.0.0.1", self._running.port)
-
-    def client(self, **kw) -> Client:
-        return Client(self.addr, **kw)
+        super().__init__(argv=argv, name="the relay")
 
     def login(self, name: str | None = None) -> Client:
         """A new json-mode client logged in as `name` (a fresh one by default)."""
@@ -37,28 +32,24 @@ class RelayProcess:
         c.name = c.ok(f"/login {name or fresh_name('r')}")["user"]
         return c
 
-    def stop(self) -> int:
-        return self._running.stop(20)
-
 
 @contextlib.contextmanager
 def running_relay() -> Iterator[RelayProcess]:
     """A relay for the block; killed at its end if a test left it running."""
-    relay = RelayProcess()
+    relay = RelayProcess().start()
     try:
         yield relay
     finally:
         if relay.proc.poll() is None:
-            relay.proc.kill()
-            relay.proc.wait(10)
+            relay.kill()
 
 
 @pytest.fixture(scope="module")
 def relay() -> Iterator[RelayProcess]:
     with running_relay() as r:
         yield r
-        assert r.stop() == 0, "".join(r.log)
-        assert "Traceback" not in "".join(r.log), "".join(r.log)
+        assert r.stop() == 0, r.log_text()
+        assert "Traceback" not in r.log_text(), r.log_text()
 
 
 def test_relay_private_message_delivered_with_increasing_ids(relay):
@@ -188,7 +179,7 @@ def test_relay_sigterm_says_bye_and_exits_0():
         assert [json.loads(line) for line in c.until_closed()] == [
             {"type": "bye", "reason": "shutdown"}
         ]
-        assert relay.stop() == 0, "".join(relay.log)
+        assert relay.stop() == 0, relay.log_text()
         assert any("SIGTERM received" in line for line in relay.log)
 
 

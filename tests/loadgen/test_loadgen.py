@@ -13,10 +13,11 @@ import time
 
 import pytest
 
-from client import loadusers, loadwire
+from harness import ServerProcess
+from loadgen import users as loadusers
+from loadgen import wire as loadwire
 from loadgen.run import LoadError, LoadSpec, _Procs, main, percentiles, run
 from loadgen.wire import OK, BadLine, Bye, Crowd, Reply, UserState, parse_line
-from tests.support.chatclient import ServerProcess
 
 SHORT = {"duration": 1.5, "warmup": 0.2, "drain": 5.0, "procs": 2}
 
@@ -155,13 +156,13 @@ def test_loadgen_server_stopping_mid_run_is_an_error_not_a_hang(tmp_path):
 def test_loadgen_nothing_listening_is_a_clear_error():
     spec = LoadSpec(port=free_port(), clients=4, **SHORT)
     began = time.monotonic()
-    with pytest.raises(LoadError, match="0 of 4 clients logged in.*refused"):
+    with pytest.raises(LoadError, match=r"0 of 4 clients logged in.*refused"):
         run(spec)
     assert time.monotonic() - began < 10
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    ("argv", "message"),
     [
         (["--mix", "private=0.5,broadcast=0.5"], "mix kinds are private, group"),
         (["--mix", "private=0.5,group=0.2"], "weights must sum to 1"),
@@ -218,7 +219,7 @@ def test_parse_line_replies():
 
 
 @pytest.mark.parametrize(
-    "line, why",
+    ("line", "why"),
     [
         (b'{"type":"message","id":"12","text":"1.0 x"}', "numeric id"),  # fast path, bad id
         (b'{"type":"message","id":-3,"text":"1.0 x"}', "numeric id"),

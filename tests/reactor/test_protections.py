@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import resource
 import socket
+import threading
 
 import pytest
 
-from tests.support.chatclient import Client, account, fresh_name
+from reactor.config import Config
+from reactor.sync.instrument import LockInstrument
+from reactor.sync.locks import STORAGE
+from tests.support.chatclient import Client, account, fresh_name, in_process
 
 
 def test_overlong_line_is_refused_and_the_connection_goes_on(server):
@@ -292,3 +296,76 @@ def test_control_characters_never_reach_a_text_mode_terminal(server):
     assert not any(0x80 <= ord(c) < 0xA0 for c in raw.decode())
     assert b"has^@nul" in raw and b"^[[2J^[[H^[]0;pwned-title^G" in raw and b"a^Mb" in raw
     assert [m["text"] for m in watcher.messages(len(texts))] == texts
+
+
+class Waits(LockInstrument):
+    """Counts threads that block on a lock, for a test to wait on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def waiting(self, lock, t0: int) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def until(self, n: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.count >= n, 10), self.count
+
+
+@pytest.mark.parametrize("io_model", ["reactor", "threaded"])
+def test_password_lane_full_answers_busy_and_chat_goes_on(tmp_path, io_model):
+    waits = Waits()
+    config = Config(port=0, db=str(tmp_path / "chat.db"), model=io_model, login_lane=2,
+                    rate_limit=0, watchdog=0)  # fmt: skip
+    with in_process(config, instruments=[waits]) as server:
+        addr = server.address
+        alice = Client(addr)
+        alice.ok("/register alice pw")
+        alice.ok("/login alice pw")
+        hashing = [Client(addr) for _ in range(2)]
+        with server.locks.hold(STORAGE):  # the lane's two logins block on it
+            for c in hashing:
+                c.send("/login alice wrong")
+            waits.until(2)
+            late = Client(addr)
+            assert late.error("/login alice pw", "busy")["message"].startswith("server busy")
+            assert late.error("/register zed pw", "busy")
+            assert alice.ok("/ping still")["token"] == "still"  # chat never waits on the lane
+        assert [c.reply()["code"] for c in hashing] == ["auth_failed", "auth_failed"]
+        assert late.ok("/login alice pw")["user"] == "alice"  # a slot is free again
+
+
+def test_per_address_limit_on_connections_not_logged_in(start_server):
+    srv = start_server("--limit-exempt", "none", "--max-unauthenticated", "3")
+    waiting = [srv.client() for _ in range(3)]
+    assert read_all(srv.addr) == b"System: Goodbye (server_full).\n"
+    waiting[0].ok(f"/register {fresh_name()} pw")  # registering is not logging in
+    assert read_all(srv.addr) == b"System: Goodbye (server_full).\n"
+    name = fresh_name()
+    waiting[1].ok(f"/register {name} pw")
+    waiting[1].ok(f"/login {name} pw")  # one fewer not logged in
+    assert srv.client().ok("/ping in")["token"] == "in"
+
+
+def test_per_address_login_rate_is_shared_by_every_connection(start_server):
+    srv = start_server("--limit-exempt", "none", "--login-rate", "0.01", "--rate-limit", "0",
+                       "--max-unauthenticated", "0")  # fmt: skip
+    conns = [srv.client() for _ in range(4)]
+    for c in conns:
+        for _ in range(10):
+            c.send("/register bad!name pw")  # refused before any hashing: cheap
+    codes = [c.reply()["code"] for c in conns for _ in range(10)]
+    assert codes.count("bad_name") == 30  # the burst, then the address must wait
+    assert codes.count("rate_limited") == 10
+    assert conns[0].ok("/ping still-served")
+
+
+def test_loopback_is_exempt_from_per_address_limits_by_default(start_server):
+    srv = start_server("--max-unauthenticated", "2", "--login-rate", "0.01")
+    held = [srv.client() for _ in range(5)]
+    for c in held:
+        for _ in range(10):
+            c.error("/register bad!name pw", "bad_name")

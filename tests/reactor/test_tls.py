@@ -5,7 +5,6 @@ client that stalls mid-handshake."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import socket
 import ssl
@@ -15,7 +14,8 @@ import time
 import pytest
 
 from client.connection import Account, Connection
-from tests.support.chatclient import ServerProcess, fresh_name, until
+from harness import Client, ServerProcess
+from tests.support.chatclient import fresh_name, until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
@@ -45,32 +45,17 @@ def tls_server(cert, tmp_path, locking):
     assert "Traceback" not in srv.log_text()
 
 
-class TlsClient:
-    """A blocking JSON client over a verified TLS connection."""
-
-    def __init__(self, addr, cafile) -> None:
-        context = ssl.create_default_context(cafile=str(cafile))
-        raw = socket.create_connection(addr, timeout=10)
-        self.sock = context.wrap_socket(raw, server_hostname="localhost")
-        self.file = self.sock.makefile("rb")
-        assert self.file.readline().startswith(b"System: Welcome")
-        assert self.call("/mode json")["mode"] == "json"
-
-    def call(self, line: str) -> dict:
-        self.sock.sendall(line.encode() + b"\n")
-        while True:
-            event = json.loads(self.file.readline())
-            if event["type"] in ("ok", "error"):
-                return event
-            self.last_event = event
-
-    def event(self) -> dict:
-        return json.loads(self.file.readline())
+def tls_client(addr, cafile) -> Client:
+    """A blocking json-mode client over a TLS connection verified against `cafile`."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    c = Client(addr, tls=context, server_hostname="localhost")
+    assert c.welcome.startswith("System: Welcome")
+    return c
 
 
 def test_tls_raw_ssl_sockets_chat(tls_server, cert):
     names = [fresh_name(), fresh_name()]
-    alice, bob = (TlsClient(tls_server.addr, cert[0]) for _ in names)
+    alice, bob = (tls_client(tls_server.addr, cert[0]) for _ in names)
     for c, name in zip((alice, bob), names, strict=True):
         assert c.call(f"/register {name} pw")["type"] == "ok"
         assert c.call(f"/login {name} pw")["user"] == name
@@ -78,7 +63,7 @@ def test_tls_raw_ssl_sockets_chat(tls_server, cert):
     for i in range(50):
         alice.sock.sendall(f"/send {names[1]} {i} {big}\n".encode())
     assert alice.call("/ping")["type"] == "ok"  # the first send's reply
-    got = [bob.event() for _ in range(50)]
+    got = [bob.read() for _ in range(50)]
     assert [m["text"].split()[0] for m in got] == [str(i) for i in range(50)]
     assert all(m["text"].endswith(big) for m in got)
 
@@ -105,7 +90,7 @@ def test_tls_real_client_connection(tls_server, cert):
 
 
 def test_tls_plain_client_is_closed_quickly_and_others_are_fine(tls_server, cert):
-    good = TlsClient(tls_server.addr, cert[0])
+    good = tls_client(tls_server.addr, cert[0])
     plain = socket.create_connection(tls_server.addr, timeout=5)
     plain.sendall(b"/ping hello\n")
     start = time.monotonic()
@@ -128,5 +113,5 @@ def test_tls_stalled_handshake_is_timed_out(tls_server, cert):
     except ConnectionResetError:
         pass
     assert 0.5 < time.monotonic() - start < 4
-    good = TlsClient(tls_server.addr, cert[0])
+    good = tls_client(tls_server.addr, cert[0])
     assert good.call("/ping")["type"] == "ok"

@@ -38,7 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.chatclient import Client, ServerProcess, fresh_name
+from harness import Client, ServerProcess
+from tests.support.chatclient import fresh_name
 
 MAX_LINE = 4096  # the server's default --max-line: lines are made at and around it
 #: Fuzz output waiting for one connection; past it no more is queued, so a
@@ -344,7 +345,7 @@ class Pair:
             if ids != sorted(set(ids)):
                 failures.append(f"pair: ids of {group} not increasing")
         try:
-            conversations = [(b.name, self.private)] + list(self.groups.items())
+            conversations = [(b.name, self.private), *self.groups.items()]
             for name, msgs in conversations:
                 reply = self._call(a, f"/history {name} 500")
                 stored = {m["id"]: m for m in reply["messages"]} if reply else {}

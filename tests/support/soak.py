@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import json
 import os
 import random
@@ -44,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.chatclient import Client, ServerProcess
+from harness import Client, ServerProcess
 
 #: Margins of the final check. Fds: a few sockets may still be in the
 #: server's lingering close when we look. Threads: the server's thread count
@@ -147,7 +146,7 @@ class Ledger:
 
 
 class DropWatch:
-    """Tails the server log for slow-consumer drops, to tell a slow reader
+    """Follows the server log for slow-consumer drops, to tell a slow reader
     that it was dropped without it having to read."""
 
     def __init__(self, server: ServerProcess) -> None:
@@ -155,7 +154,7 @@ class DropWatch:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards _armed
         self._armed: dict[str, threading.Event] = {}
-        self._seen = len(server.log)
+        self._seen = len(server.log)  # log lines read so far (only by our thread)
         self._thread = threading.Thread(target=self._run, name="dropwatch", daemon=True)
         self._thread.start()
 
@@ -171,17 +170,17 @@ class DropWatch:
         return event
 
     def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            log = self._server.log
-            end = len(log)
-            for line in log[self._seen : end]:
+        while not self._stop.is_set():
+            # Woken by each new line; the timeout only bounds how late `close` is seen.
+            lines = self._server.lines_from(self._seen, timeout=0.1)
+            self._seen += len(lines)
+            for line in lines:
                 m = DROPPED.search(line)
                 if m:
                     with self._lock:
                         event = self._armed.pop(m.group(1), None)
                     if event is not None:
                         event.set()
-            self._seen = end
 
 
 @dataclass
@@ -198,24 +197,11 @@ class Load:
     stalled: dict[str, threading.Event]
 
 
-class SlowClient(Client):
-    """A json-mode client with small kernel buffers (SLOW_RCVBUF, SLOW_MSS)."""
-
-    def __init__(self, addr: tuple[str, int]) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, SLOW_MSS)
-        self.sock.settimeout(IO_TIMEOUT)
-        self.sock.connect(addr)
-        self.file = self.sock.makefile("rb")
-        self.inbox = []
-        self.welcome = self.readline()
-        self.ok("/mode json")
-
-
 def login(load: Load, name: str, slow: bool = False) -> tuple[Client, list[dict]]:
-    """A json-mode client logged in as `name`, and its replay (recorded)."""
-    c = SlowClient(load.addr) if slow else Client(load.addr, timeout=IO_TIMEOUT)
+    """A json-mode client logged in as `name`, and its replay (recorded); a
+    `slow` one has small kernel buffers (SLOW_RCVBUF, SLOW_MSS)."""
+    small = {"rcvbuf": SLOW_RCVBUF, "mss": SLOW_MSS} if slow else {}
+    c = Client(load.addr, timeout=IO_TIMEOUT, **small)
     reply = c.ok(f"/login {name} {PASSWORD}")
     replay = c.messages(reply["unread"])
     load.ledger.got(name.lower(), replay)
@@ -476,9 +462,8 @@ def soak(
     """
     args = ["--rate-limit", "0", "--max-outbuf", str(max_outbuf), "--locking", locking]
     with tempfile.TemporaryDirectory(dir=db_dir) as tmp:
-        srv = ServerProcess(Path(tmp) / "soak.db", *args)
-        with environment(PINNED_MALLOC if pin_malloc else {}):
-            srv.start()  # the child copies our environment here
+        env = PINNED_MALLOC if pin_malloc else {}
+        srv = ServerProcess(Path(tmp) / "soak.db", *args, env=env).start()
         watch = DropWatch(srv)
         try:
             return _soak(srv, watch, seconds, warmup, chat_rate, seed)
@@ -486,21 +471,6 @@ def soak(
             watch.close()
             if srv.proc.poll() is None:
                 srv.kill()
-
-
-@contextlib.contextmanager
-def environment(extra: dict[str, str]):
-    """Set `extra` in os.environ for the duration, then restore it."""
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _soak(

@@ -45,6 +45,7 @@ class ThreadConn:
         self.id = cid
         self.sock = sock
         self.session = session
+        self.address = ""  # the peer's IP address, for the per-address limits
         self.intake = Intake(config, time.monotonic())
         self.thread: threading.Thread | None = None
         self.writer: threading.Thread | None = None  # the last write-behind thread

@@ -27,6 +27,7 @@ from reactor import limits
 from reactor.config import Config
 from reactor.frontend import Dispatch
 from reactor.kinds import ByeReason, Mode
+from reactor.net.addresses import AddressLimits
 from reactor.net.listener import Listener
 from reactor.net.threaded.conn import ThreadConn, timeval
 from reactor.net.threaded.writer import Output
@@ -35,6 +36,7 @@ from reactor.net.wakeup import Wakeup
 from reactor.protocol import TEXT, WELCOME, Bye, encode
 from reactor.stats import ConnectionStatistics, FrontStatistics, PoolStatistics
 from reactor.sync.instrument import LockHooks
+from reactor.sync.locks import NamedLock
 from reactor.tracing.hooks import NULL_TRACE, TraceHooks
 
 log = logging.getLogger("reactor.net.threaded.server")
@@ -68,6 +70,11 @@ class ThreadedServer:
         self.output = Output(dispatch, tracer)  # writes the queues (writer.py)
         self._stop_requested = False
         self._accepted = self._slow_consumers = self._rejected_full = 0
+        # Guards _addresses, the per-address counts, shared by the accepting
+        # thread and every connection's thread. Leaf lock: nothing is taken
+        # under it, and it is never held while taking another.
+        self._addresses_lock = NamedLock("addresses", hooks)
+        self._addresses = AddressLimits.for_config(config)
 
     # --- the accepting thread --------------------------------------------------
 
@@ -105,10 +112,12 @@ class ThreadedServer:
         self._shutdown(listener)
         self.tracer.thread_end()
 
-    def _refusal(self) -> ByeReason | None:
+    def _refusal(self, address: str) -> ByeReason | None:
         if self._stop_requested:
             return ByeReason.SHUTDOWN
-        if len(self._conns) >= self.config.max_clients:
+        with self._addresses_lock:
+            crowded = not self._addresses.may_open(address)
+        if len(self._conns) >= self.config.max_clients or crowded:
             self._rejected_full += 1
             return ByeReason.SERVER_FULL
         return None
@@ -122,10 +131,15 @@ class ThreadedServer:
             target=self._serve, args=(conn,), name=f"conn-{conn.id}", daemon=True
         )
         self._conns[conn.id] = conn
+        conn.address = peer.rpartition(":")[0]
+        with self._addresses_lock:
+            self._addresses.opened(cid, conn.address)
         try:
             conn.thread.start()
         except RuntimeError as exc:  # "can't start new thread": out of threads or memory
             self._conns.pop(conn.id, None)
+            with self._addresses_lock:
+                self._addresses.closed(cid)
             self._rejected_full += 1
             log.error("refused %s: cannot start its thread (%s)", peer, exc)
             try:
@@ -190,6 +204,8 @@ class ThreadedServer:
             log.exception("connection %d: logging out failed", conn.id)
         finally:
             self._conns.pop(conn.id, None)
+            with self._addresses_lock:
+                self._addresses.closed(conn.id)
             with conn.lock:
                 conn.owner_done = True
                 last = not conn.writing
@@ -229,14 +245,21 @@ class ThreadedServer:
                     self._bye(conn, ByeReason.SHUTDOWN)
                 return
             self._check_login(conn, login_by)  # however much it sends meanwhile
-            items = conn.intake.take_lines(data, time.monotonic())
+            now = time.monotonic()
+            items = conn.intake.take_lines(data, now)
             if not items:
                 continue
+            with self._addresses_lock:
+                items = self._addresses.check_logins(conn.address, items, now)
             with conn.lock:
                 if conn.out.closed:
                     continue  # input after a bye is discarded
                 conn.running = True
+            was_in = conn.out.user is not None
             self.dispatch.run(conn.session, items)
+            if not was_in and conn.out.user is not None:
+                with self._addresses_lock:
+                    self._addresses.logged_in(conn.id)
             self.output.flush_touched()
 
     def _check_login(self, conn: ThreadConn, login_by: float) -> None:

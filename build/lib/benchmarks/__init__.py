@@ -1,0 +1,1 @@
+"""The benchmark package: reference relay, matrix runner, results."""

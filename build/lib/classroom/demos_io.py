@@ -1,0 +1,186 @@
+"""The I/O demos: a slow consumer dropped and then replayed, and the
+thread-per-client model against the reactor (`chat-demo slow-consumer`,
+`threads-vs-reactor`), and the building blocks notebooks 04 and 05 call.
+
+Owns: the two I/O models side by side (the workloads, the runs with the
+benchmark's own runner, their chart and lines) and the two scenarios, with
+what they write into their folder. The slow consumer's run, its reading of
+the trace and its charts live in classroom/slowconsumer.py; they are
+imported here, so notebook 04 calls them as `demos_io.run_slow_consumer`
+and so on. Must not: start a server other than through classroom/live.py
+or benchmarks/servers.py, compute lock statistics (visualizer/stats.py),
+wait without a deadline, or import the registry (classroom/scenario.py).
+
+    run = run_slow_consumer(folder)            # classroom/slowconsumer.py
+    found = compare_io_models(io_workloads())  # benchmarks.matrix.run_cell per cell
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from benchmarks import results as bench_results
+from benchmarks.matrix import Cell, Result, Workload, run_cell
+from benchmarks.servers import by_name, cpu_plan
+from classroom.charts import DPI, save_chart
+from classroom.result import RunResult
+from classroom.slowconsumer import SlowConsumerRun as SlowConsumerRun  # for the tests
+from classroom.slowconsumer import (
+    backlog_chart,
+    buffer_growth,
+    delivery_chart,
+    growth_chart,
+    run_slow_consumer,
+)
+from loadgen.run import LoadSpec
+
+# --- threads vs the reactor --------------------------------------------------------------
+
+IO_DESIGNS = ("reactor-global", "threaded-global")
+_HEADLINE = {"idle": ("rss_per_conn_kib", "RSS KiB per idle connection"),
+             "private": ("delivered_per_s", "delivered msgs/s"),
+             "latency": ("p50_ms", "send→delivery ms: p50 (bar), p99 (tick)")}  # fmt: skip
+# How a number is written just above its bar or tick (Axes.annotate's keywords).
+_ABOVE: dict[str, Any] = {"xytext": (0, 2), "textcoords": "offset points", "ha": "center",
+                          "fontsize": 8}  # fmt: skip
+
+
+def io_workloads(
+    idle: int = 200, clients: int = 20, rate: float = 500, duration: float = 1.0
+) -> list[Workload]:
+    """Three small workloads for `benchmarks.matrix.run_cell`: `idle`
+    connections that only log in (memory per connection), `clients` users
+    sending private messages in a closed loop (throughput), and the same
+    users at a light open-loop `rate` sends/s in all (latency)."""
+    idle_spec = LoadSpec(clients=idle, mode="idle", duration=0.5, warmup=0)
+    closed_spec = LoadSpec(clients=clients, duration=duration, warmup=0.2)
+    open_spec = replace(closed_spec, mode="open", rate=rate)
+    return [
+        Workload(f"idle-{idle}", "idle", idle_spec),
+        Workload(f"private-{clients}", "private", closed_spec),
+        Workload(f"latency-{clients}@{rate:g}", "latency", open_spec),
+    ]
+
+
+def compare_io_models(
+    works: Sequence[Workload], designs: Sequence[str] = IO_DESIGNS, repeat: int = 1,
+    log: Callable[[str], object] = print,
+) -> list[Result]:  # fmt: skip
+    """Run each workload on each design with the benchmark's runner (a fresh
+    server pinned apart from the load generator where there are two cores,
+    `benchmarks.servers.cpu_plan`), `repeat` times in rounds (idle ones once:
+    memory is not noisy), so a `Result` holds every run and its median."""
+    server_cpus, load_cpus = cpu_plan()
+    runs: dict[tuple[str, str], list[Cell]] = {(d, w.name): [] for w in works for d in designs}
+    for r in range(repeat):
+        for w in works:
+            for name in designs:
+                if r == 0 or w.kind != "idle":
+                    cell = run_cell(by_name(name), w, server_cpus, load_cpus, log)
+                    runs[name, w.name].append(cell)
+    return [
+        Result(d, w.name, w.kind, w.spec.clients, runs[d, w.name]) for w in works for d in designs
+    ]
+
+
+def io_model_chart(ax: Axes, found: list[Result], kind: str) -> Axes:
+    """One bar per design and workload of `kind` (idle, private or latency):
+    the median of its runs, written on it, with a whisker from the lowest
+    to the highest run when there are several."""
+    attr, label = _HEADLINE[kind]
+    rows = [r for r in found if r.kind == kind]
+    works = list(dict.fromkeys(r.workload for r in rows))
+    designs = list(dict.fromkeys(r.design for r in rows))
+    width = 0.8 / max(len(designs), 1)
+    for i, d in enumerate(designs):
+        for j, w in enumerate(works):
+            r = next((x for x in rows if x.design == d and x.workload == w), None)
+            if r is None or (value := r.median(attr)) is None:
+                continue
+            x = j + (i - (len(designs) - 1) / 2) * width
+            ax.bar(x, value, width, color=["#1f77b4", "#ff7f0e"][i % 2], hatch=["", "//"][i % 2],
+                   label=d if j == 0 else None)  # fmt: skip
+            values = [getattr(c, attr) for c in r.runs if getattr(c, attr) is not None]
+            if len(values) > 1:  # the spread of the repeats
+                ax.errorbar(x, value, [[value - min(values)], [max(values) - value]],
+                            color="black", capsize=4)  # fmt: skip
+            ax.annotate(_num(value), (x, max(values, default=value)), va="bottom", **_ABOVE)
+            p99 = r.median("p99_ms") if kind == "latency" else None
+            if p99 is not None:
+                ax.plot([x], [p99], "_", color="black", markersize=16)
+                ax.annotate(f"p99 {_num(p99)}", (x, p99), va="bottom", **_ABOVE)
+    ax.margins(y=0.12)  # room for the numbers above the bars
+    ax.set_xticks(range(len(works)), works)
+    ax.set_ylabel(label)
+    ax.set_title(f"{kind}: {label}")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _num(v: float) -> str:
+    return f"{v:.2f}" if v < 10 else f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def io_model_lines(found: list[Result]) -> tuple[str, ...]:
+    """One line per workload: each design's headline number."""
+    lines = []
+    for w in dict.fromkeys(r.workload for r in found):
+        rows = [r for r in found if r.workload == w]
+        attr, label = _HEADLINE[rows[0].kind]
+        p99 = rows[0].kind == "latency"
+        parts = [
+            f"{r.design.split('-')[0]} {_num(r.median(attr) or 0)}"
+            + (f" (p99 {_num(r.median('p99_ms') or 0)})" if p99 else "")
+            for r in rows
+        ]
+        lines.append(f"{w}: {label.split(':')[0]}: " + ", ".join(parts))
+    return tuple(lines)
+
+
+# --- the scenarios ----------------------------------------------------------------------
+
+
+def slow_consumer(out: Path, quick: bool = False) -> RunResult:
+    """Flood a reader that never reads, watch its buffer grow to the limit,
+    see it dropped, and replayed in full at its next login."""
+    sc = run_slow_consumer(out, after=20 if quick else 100)
+    g = buffer_growth(sc)
+    save_chart(out / "growth.png", growth_chart, g)
+    save_chart(out / "backlog.png", backlog_chart, g)
+    if g.drop_ms is not None:
+        save_chart(out / "growth-zoom.png", growth_chart, g, (g.drop_ms - 6, g.drop_ms + 2))
+    save_chart(out / "ids.png", delivery_chart, sc, size=(10, 3.6))
+    summary = {k: v for k, v in asdict(sc).items() if k not in ("line_bytes", "sent", "replayed",
+                                                                 "read_before_drop")}  # fmt: skip
+    summary |= {"sent": len(sc.sent), "read_before_drop": len(sc.read_before_drop),
+                "replayed": len(sc.replayed), "lost": len(sc.lost), "in_order": sc.in_order,
+                "drop_ms": g.drop_ms, "peak_backlog": max(b or 0 for b in g.backlog)}  # fmt: skip
+    return RunResult("slow-consumer", out, sc.trace, None, summary, sc.lines())
+
+
+def threads_vs_reactor(out: Path, quick: bool = False) -> RunResult:
+    """The thread-per-client model against the reactor, with the benchmark's
+    runner: memory per idle connection, throughput, latency."""
+    works = io_workloads(idle=50, clients=10, rate=200, duration=0.5) if quick else io_workloads(
+        idle=1000, clients=50, rate=1000, duration=3)  # fmt: skip
+    found = compare_io_models(works, repeat=1 if quick else 3)
+    pictures = bench_results.plots(found, out)  # idle.png, private.png, latency.png
+    fig = Figure(figsize=(15, 4.5))
+    for i, kind in enumerate(("idle", "private", "latency")):
+        io_model_chart(fig.add_subplot(1, 3, i + 1), found, kind)
+    fig.tight_layout()
+    fig.savefig(out / "io_models.png", dpi=DPI)
+    tables = [bench_results.table(found, kind) for kind in ("idle", "private", "latency")]
+    links = [f"![{p.stem}]({p.name})" for p in [out / "io_models.png", *pictures]]
+    text = ["# Threads vs reactor (one run per cell)", *tables, "\n".join(links)]
+    (out / "README.md").write_text("\n\n".join(text) + "\n")
+    cells = [asdict(c) for r in found for c in r.runs]
+    (out / "cells.json").write_text(json.dumps(cells, indent=1))
+    return RunResult("threads-vs-reactor", out, None, None, {"cells": cells}, io_model_lines(found))

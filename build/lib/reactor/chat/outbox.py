@@ -1,0 +1,80 @@
+"""The outbox of one batch: the replies and actions its commands produce,
+posted to the I/O model in order when the batch ends.
+
+Owns: `Outbox`, and the rule that no `ok` of a write is posted before that
+write is committed (a reply of a write remembers its epoch; `settle` turns
+it into `internal` if the epoch was rolled back). Must not: touch sockets,
+storage or locks (a login's `flush_held` commits through the committer,
+whose caller holds ``delivery``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from reactor.actions import Action, Emit
+from reactor.chat.commit import Committer
+from reactor.protocol import Error, Event, Ok
+
+
+class Outbox:
+    """A batch's actions, posted to the reactor in order when the batch ends
+    (or earlier by a login, see `flush_held`). Each reply of a command that
+    wrote remembers its epoch: if that epoch fails to commit, the reply
+    becomes `internal` (`settle`), so no `ok` is ever sent for a lost write."""
+
+    def __init__(self, conn_id: int, post: Callable[[Sequence[Action]], None]) -> None:
+        self.conn_id = conn_id
+        self.actions: list[Action] = []
+        self.epochs: set[int] = set()  # epochs written into and not yet settled
+        self._post = post
+        self._cmd_epoch = 0  # epoch the current command wrote into, 0 if none
+        self._write_replies: list[tuple[int, int]] = []  # (index in actions, epoch)
+
+    def start_command(self) -> None:
+        """A new command begins: it has written nothing yet."""
+        self._cmd_epoch = 0
+
+    def wrote(self, epoch: int) -> None:
+        """The current command wrote into `epoch`: its reply waits for that commit."""
+        self._cmd_epoch = epoch
+        self.epochs.add(epoch)
+
+    def reply(self, event: Event) -> None:
+        """Add the current command's reply (remembered with its epoch if it wrote)."""
+        if self._cmd_epoch:
+            self._write_replies.append((len(self.actions), self._cmd_epoch))
+        self.actions.append(Emit(self.conn_id, event))
+
+    def add(self, action: Action) -> None:
+        """Add an action that is not a reply (close, replay, mode...)."""
+        self.actions.append(action)
+
+    def settle(self, lost: set[int]) -> None:
+        """After the commit: turn replies of writes in `lost` epochs into `internal`."""
+        for i, epoch in self._write_replies:
+            if epoch in lost:
+                # `reply` put there the `Emit` of a command's `ok` or `error`.
+                replied = cast(Emit, self.actions[i]).event
+                cmd = cast("Ok | Error", replied).cmd
+                msg = "the server could not store this; nothing was changed"
+                self.actions[i] = Emit(self.conn_id, Error(cmd, "internal", msg))
+        self._write_replies = []
+        self.epochs = set()
+        self._cmd_epoch = 0
+
+    def flush_held(self, committer: Committer) -> set[int]:
+        """Commit and post everything so far; caller holds ``delivery``.
+        Returns the epochs whose writes were lost."""
+        lost = committer.commit_held(self.epochs) if self.epochs else set()
+        self.settle(lost)
+        self.post_now()
+        return lost
+
+    def post_now(self) -> None:
+        """Post the actions so far; only after `settle` if anything was written."""
+        assert not self._write_replies, "posting replies of uncommitted writes"
+        if self.actions:
+            self._post(self.actions)
+            self.actions = []

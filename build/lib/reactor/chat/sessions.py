@@ -1,0 +1,59 @@
+"""In-memory chat state: who is logged in where, and each connection's
+session as the command handlers see it.
+
+Owns: `Sessions` (user -> connection, guarded by the ``sessions`` lock key)
+and `ConnState` (one connection's login state, owned by whichever worker runs
+that connection's commands: the reactor hands a connection to one worker at a
+time, so it needs no lock). Must not: touch sockets or storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Sessions:
+    """Which connection each logged-in user is on. Hold ``sessions``."""
+
+    def __init__(self) -> None:
+        # Invariant: one entry per logged-in user key; the value is the id of
+        # the connection that logged in last (a second login replaces the first).
+        self._conn_of: dict[str, int] = {}
+
+    def bind(self, user_key: str, conn_id: int) -> int | None:
+        """Log `user_key` in on `conn_id`; return the connection it replaces."""
+        old = self._conn_of.get(user_key)
+        self._conn_of[user_key] = conn_id
+        return old if old != conn_id else None
+
+    def unbind(self, user_key: str, conn_id: int) -> None:
+        """Log out, unless a newer login of the same user replaced `conn_id`."""
+        if self._conn_of.get(user_key) == conn_id:
+            del self._conn_of[user_key]
+
+    def conn_of(self, user_key: str) -> int | None:
+        """The connection `user_key` is logged in on, or None."""
+        return self._conn_of.get(user_key)
+
+    def online(self) -> set[str]:
+        """The keys of every logged-in user (a copy)."""
+        return set(self._conn_of)
+
+
+@dataclass
+class ConnState:
+    """One connection's session, read and written only by the worker that
+    currently runs this connection's commands (one at a time, in order)."""
+
+    conn_id: int
+    peer: str = "?"
+    user: str | None = None  # display name once logged in
+    user_id: int | None = None
+    login_failures: int = 0
+    closed: bool = False  # /exit or too_many_failures: run nothing more
+    logged_out: bool = False  # the session was unbound (exit or disconnect)
+
+    @property
+    def user_key(self) -> str | None:
+        """The logged-in user's key (lower-case name), or None."""
+        return self.user.lower() if self.user else None

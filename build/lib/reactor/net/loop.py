@@ -1,0 +1,426 @@
+"""The event loop: one thread, one `selectors` selector, every socket.
+
+Owns: the selector and every client connection (non-blocking read and
+write), timers (login timeout, close linger), graceful shutdown, and the
+scheduling of each connection's commands on the pool, one batch at a time
+per connection. Accepting is reactor/net/listener.py's, the wake-up channel
+reactor/net/wakeup.py's, a connection's output queue and slow-consumer
+judgement reactor/net/outqueue.py's. Must not: run a chat command, take a
+named lock, or block. The chat side talks to it only through `post()`.
+
+One pass of the loop: wait for events; read what is readable (lines become
+queued commands); apply the actions workers posted, in order; fire due
+timers; hand every idle connection with queued commands to the pool as one
+batch; then write every connection whose output grew, at most WRITE_CAP
+bytes each, watching for writability only while bytes remain.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import selectors
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+
+from reactor import actions as act
+from reactor import limits
+from reactor.config import Config
+from reactor.frontend import Dispatch
+from reactor.kinds import ByeReason, Mode
+from reactor.net.addresses import AddressLimits
+from reactor.net.connection import Connection, Life
+from reactor.net.listener import Listener
+from reactor.net.timers import Timers
+from reactor.net.wakeup import Wakeup
+from reactor.protocol import WELCOME
+from reactor.stats import ConnectionStatistics, FrontStatistics
+from reactor.tracing.hooks import NULL_TRACE, TraceHooks
+
+log = logging.getLogger("reactor.net.loop")
+
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+class _Timer(enum.IntEnum):
+    LOGIN = 1  # the connection has this long to log in
+    LINGER = 2  # after a bye: close even if the peer keeps its end open
+
+
+class Reactor:
+    """The loop, an I/O model (reactor/frontend.py `Frontend`). Create,
+    `bind()`, then `run()` in the thread that owns it; `close()` after the
+    pool has stopped."""
+
+    def __init__(
+        self,
+        config: Config,
+        dispatch: Dispatch,
+        tracer: TraceHooks = NULL_TRACE,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.config = config
+        self.name = f"reactor + {config.workers} workers"
+        self.tls = tls  # None for plain TCP
+        self.dispatch = dispatch
+        self.tracer = tracer
+        self._trace_io = tracer if config.trace_io else NULL_TRACE
+        self._sel = selectors.DefaultSelector()
+        self._conns: dict[int, Connection] = {}
+        self._next_id = 1
+        self._timers: Timers[tuple[int, _Timer]] = Timers()
+        self._wakeup: Wakeup[act.Action] = Wakeup()
+        self._dirty: set[Connection] = set()
+        self._ready: set[Connection] = set()
+        self._listener: Listener | None = None
+        self._open = 0  # open client sockets (closed ones may still have work)
+        self._accepted = self._slow_consumers = self._rejected_full = 0
+        self._bye_at = 0.0
+        self._stop_requested = False
+        self._stopping_since: float | None = None
+        self._said_bye = False
+        self._addresses = AddressLimits.for_config(config)
+        self._sel.register(self._wakeup, READ, self._on_wake)
+
+    # --- set-up and shutdown -------------------------------------------------------
+
+    def bind(self) -> tuple[str, int]:
+        """Open the listening socket; return the address really bound."""
+        address = (self.config.ip, self.config.port)
+        self._listener = Listener(
+            self._sel, address, self._on_accept, self._refusal, say_bye=self.tls is None
+        )
+        return self._listener.address
+
+    def post(self, actions: Sequence[act.Action]) -> None:
+        """Hand actions to the loop; safe from any thread."""
+        self._wakeup.post(actions)
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown; safe from any thread or a signal handler."""
+        self._stop_requested = True
+        self._wakeup.wake()
+
+    def _on_wake(self, mask: int) -> None:
+        for action in self._wakeup.drain():
+            self._apply(action)
+
+    # --- the loop -------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until a requested stop has finished."""
+        self.tracer.thread_start()
+        while True:
+            paused = self._listener.paused_until if self._listener is not None else 0.0
+            for key, mask in self._sel.select(self._timers.wait(time.monotonic(), paused)):
+                key.data(mask)
+            self._on_wake(0)  # actions posted while we handled events
+            now = time.monotonic()
+            if self._listener is not None:
+                self._listener.resume_if_due(now)
+            self._fire_timers(now)
+            if self._stop_requested and self._shutdown_step():
+                break
+            self._schedule()
+            self._flush()
+        self._close_all()
+
+    def _schedule(self) -> None:
+        for conn in self._ready:
+            if conn.pending and not conn.running:
+                items, conn.pending = conn.pending, []
+                conn.batch_started()
+                self.dispatch.submit(conn.session, items)
+                self._update_mask(conn)  # reading may resume
+        self._ready.clear()
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for conn in dirty:
+            if conn.sock is not None and not conn.handshaking:
+                self._write(conn)
+
+    # --- accept ----------------------------------------------------------------------
+
+    def _refusal(self, address: str) -> ByeReason | None:
+        """Why a new connection from `address` is turned away now, if it is."""
+        if self._stop_requested:
+            return ByeReason.SHUTDOWN
+        if self._open >= self.config.max_clients or not self._addresses.may_open(address):
+            self._rejected_full += 1
+            return ByeReason.SERVER_FULL
+        return None
+
+    def _on_accept(self, sock: socket.socket, peer: str) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        cid, self._next_id = self._next_id, self._next_id + 1
+        session = self.dispatch.open_session(cid, peer)
+        conn = Connection(cid, sock, session, self.config, time.monotonic())
+        conn.address = peer.rpartition(":")[0]
+        self._addresses.opened(cid, conn.address)
+        if self.tls is not None:
+            conn.handshake_started()
+        conn.handler = functools.partial(self._on_conn_event, conn)
+        self._conns[cid] = conn
+        self._open += 1
+        self._accepted += 1
+        self._sel.register(sock, READ, conn.handler)
+        conn.mask = READ
+        deadline = time.monotonic() + self.config.login_timeout
+        self._timers.add(deadline, (cid, _Timer.LOGIN))
+        log.info("connection %d from %s", cid, peer)
+        conn.out.emit(WELCOME)
+        self._dirty.add(conn)
+
+    # --- read ------------------------------------------------------------------------
+
+    def _on_conn_event(self, conn: Connection, mask: int) -> None:
+        if conn.handshaking:
+            self._handshake(conn)
+            return
+        if mask & READ and conn.sock is not None:
+            self._on_readable(conn)
+        if mask & WRITE and conn.sock is not None:
+            self._write(conn)
+
+    def _on_readable(self, conn: Connection) -> None:
+        try:
+            data = conn.recv_some(limits.RECV_SIZE)
+        except OSError as exc:
+            log.info("connection %d reset: %s", conn.id, exc)
+            self._drop(conn)
+            return
+        if data is None:
+            return
+        if not data:
+            conn.peer_closed()  # finish its commands, flush replies, then close
+            self._update_mask(conn)
+            self._maybe_close(conn)
+            return
+        self._trace_io.io("io_read", conn.id, len(data))
+        if not conn.reading:
+            return  # closing: input after a bye is discarded
+        now = time.monotonic()
+        conn.pending += self._addresses.check_logins(
+            conn.address, conn.intake.take_lines(data, now), now
+        )
+        if conn.pending:
+            self._ready.add(conn)
+            if len(conn.pending) >= limits.MAX_PENDING_COMMANDS:
+                self._update_mask(conn)  # stop reading until workers catch up
+
+    def _handshake(self, conn: Connection) -> None:
+        """TLS: advance the handshake; once done, serve as usual."""
+        try:
+            conn.want = conn.handshake()
+        except OSError as exc:  # ssl.SSLError too: not TLS, bad version, reset...
+            log.info("connection %d: TLS handshake failed: %s", conn.id, exc)
+            self._drop(conn)
+            return
+        self._update_mask(conn)
+        if not conn.handshaking:
+            self._dirty.add(conn)  # the welcome line waits
+            self._on_readable(conn)  # the first command may have come with it
+
+    # --- actions from workers ------------------------------------------------------------
+
+    def _apply(self, action: act.Action) -> None:
+        if isinstance(action, act.Deliver):
+            self._deliver(action)
+            return
+        conn = self._conns.get(action.conn)
+        if conn is None:
+            return
+        if isinstance(action, act.Done):
+            conn.batch_done()
+            if conn.out.release_held():
+                self._dirty.add(conn)
+            if Life.LOGIN_EXPIRED in conn.life and conn.out.user is None and not conn.closing:
+                self._login_timeout(conn)
+            if conn.pending:
+                self._ready.add(conn)
+            self._maybe_close(conn)
+        elif isinstance(action, act.Close):
+            if conn.sock is not None and not conn.bye_sent:
+                conn.pending = [
+                    i for i in conn.pending if isinstance(i, act.TextAck | act.Disconnect)
+                ]
+                self._say_bye(conn, action.reason)
+        elif conn.out.apply(action):
+            self._dirty.add(conn)
+            if isinstance(action, act.LoggedIn):
+                self._addresses.logged_in(conn.id)
+
+    def _deliver(self, action: act.Deliver) -> None:
+        msg = action.message
+        encoded: dict[Mode, bytes] = {}
+        limit = self.config.max_outbuf
+        for cid in action.conns:
+            conn = self._conns.get(cid)
+            if conn is None or not conn.out.deliver(msg, encoded, conn.running):
+                continue
+            if conn.out.over_limit(limit) and conn.sock is not None and not conn.handshaking:
+                # The limit holds when bytes are queued, not only when the
+                # socket next turns writable: write now, and if the kernel
+                # refuses while the queue is over the limit, it is a slow
+                # consumer (judged in _write).
+                self._write(conn)
+            else:
+                self._dirty.add(conn)
+
+    def _slow_consumer(self, conn: Connection) -> None:
+        self._slow_consumers += 1
+        log.warning(
+            "%s is not reading (%d bytes queued): dropped as slow consumer",
+            conn.out.user or f"connection {conn.id}",
+            len(conn.out),
+        )
+        # Its messages stay stored and are replayed at the next login.
+        conn.out.cut()
+        self._say_bye(conn, ByeReason.SLOW_CONSUMER)
+
+    def _say_bye(self, conn: Connection, reason: ByeReason | None) -> None:
+        conn.say_bye(reason)
+        self._dirty.add(conn)
+        self._update_mask(conn)
+        deadline = time.monotonic() + limits.CLOSE_LINGER_SECONDS
+        self._timers.add(deadline, (conn.id, _Timer.LINGER))
+
+    # --- write ----------------------------------------------------------------------------
+
+    def _write(self, conn: Connection) -> None:
+        if len(conn.out):
+            try:
+                written = conn.send_some(limits.WRITE_CAP)
+            except OSError as exc:
+                log.info("connection %d write failed: %s", conn.id, exc)
+                self._drop(conn)
+                return
+            if written.sent:
+                self._trace_io.io("io_write", conn.id, written.sent)
+            if written.acked and conn.out.mode is Mode.TEXT:  # after a bye too: they got out
+                conn.queue_text_ack(written.acked)
+                self._ready.add(conn)
+            if conn.out.slow(self.config.max_outbuf):
+                self._slow_consumer(conn)
+        self._update_mask(conn)
+        self._maybe_close(conn)
+
+    def _update_mask(self, conn: Connection) -> None:
+        conn.watch(self._sel, self.config.max_outbuf)
+
+    # --- closing ----------------------------------------------------------------------------
+
+    def _maybe_close(self, conn: Connection) -> None:
+        """Close once a closing connection has nothing left to send or run."""
+        idle = conn.bye_sent or (not conn.pending and not conn.running)
+        if conn.sock is not None and conn.closing and not len(conn.out) and idle:
+            if Life.PEER_EOF in conn.life:
+                self._drop(conn)
+                return
+            if Life.DRAINING not in conn.life:
+                # Lingering close: FIN after our last byte, then discard input
+                # till the peer closes (or the linger timer): an RST (close
+                # with unread input) can destroy the `bye` still in flight.
+                conn.start_draining()
+                try:
+                    conn.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    self._drop(conn)
+                    return
+                self._update_mask(conn)
+            return
+        if conn.sock is None and not conn.running and not conn.pending:
+            self._conns.pop(conn.id, None)
+            self._dirty.discard(conn)
+
+    def _drop(self, conn: Connection) -> None:
+        """Close the socket now; the connection's last work still runs."""
+        if not conn.close_socket(self._sel):
+            return
+        self._open -= 1
+        self._addresses.closed(conn.id)
+        log.info("connection %d closed (%s)", conn.id, conn.out.user or "not logged in")
+        conn.pending = [i for i in conn.pending if not isinstance(i, act.Disconnect)]
+        conn.pending.append(act.Disconnect())
+        self._ready.add(conn)
+        self._maybe_close(conn)
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    def _fire_timers(self, now: float) -> None:
+        for cid, kind in self._timers.due(now):
+            conn = self._conns.get(cid)
+            if conn is None or conn.sock is None:
+                continue
+            if kind is _Timer.LOGIN and conn.handshaking:
+                log.info("connection %d: TLS handshake not done in time", conn.id)
+                self._drop(conn)
+            elif kind is _Timer.LOGIN and conn.out.user is None and not conn.closing:
+                if conn.running:
+                    conn.login_expired()  # decided when its batch is done
+                else:
+                    self._login_timeout(conn)
+            elif kind is _Timer.LINGER and conn.closing:
+                self._drop(conn)
+
+    def _login_timeout(self, conn: Connection) -> None:
+        log.info("connection %d did not log in in time", conn.id)
+        conn.pending = [i for i in conn.pending if isinstance(i, act.Disconnect)]
+        self._say_bye(conn, ByeReason.IDLE)
+
+    def _shutdown_step(self) -> bool:
+        """One pass of a graceful stop; True once the loop may end."""
+        now = time.monotonic()
+        if self._stopping_since is None:
+            self._stopping_since = now
+            log.info("shutting down: answering what is in flight")
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            for conn in self._conns.values():
+                conn.stop_reading()
+                self._update_mask(conn)
+        late = now - self._stopping_since > limits.SHUTDOWN_GRACE_SECONDS
+        if not self._said_bye:
+            busy = any(c.running or c.pending for c in self._conns.values() if c.sock)
+            if busy and not late:
+                return False
+            self._said_bye = True
+            for conn in list(self._conns.values()):
+                if conn.sock is not None and not conn.bye_sent:
+                    self._say_bye(conn, ByeReason.SHUTDOWN)
+            self._bye_at = now
+        # Done once every peer has closed after its bye, or, for peers that
+        # keep their end open, once every bye is on the wire and a short
+        # linger has passed (closing with unread input would send RST).
+        if all(c.sock is None for c in self._conns.values()):
+            return True
+        lingered = now - self._bye_at > limits.SHUTDOWN_LINGER_SECONDS
+        flushed = all(c.sock is None or Life.DRAINING in c.life for c in self._conns.values())
+        return late or (lingered and flushed)
+
+    def _close_all(self) -> None:
+        self._flush()
+        for conn in list(self._conns.values()):
+            self._drop(conn)
+        if self._listener is not None:
+            self._listener.close()
+
+    def close(self) -> None:
+        """Release the selector and the wake-up pair, once no worker posts."""
+        self._sel.close()
+        self._wakeup.close()
+
+    def statistics(self) -> FrontStatistics:
+        """Open connections, the counters and the pool (read from any thread)."""
+        queued = sum(len(c.out) for c in list(self._conns.values()))
+        conns = ConnectionStatistics(
+            self._open, self._accepted, self._slow_consumers, self._rejected_full, queued
+        )
+        return FrontStatistics(self.dispatch.statistics(), conns)

@@ -1,0 +1,73 @@
+"""The event model: what the server says, as frozen dataclasses.
+
+Owns: `Ok`, `Error`, `Message`, `Bye`, `Notice` and the `WELCOME` banner
+(docs/protocol.md §4, §5). Must not: encode (reactor/protocol/encoding.py
+does) or import anything but the standard library and reactor/kinds.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reactor.kinds import ByeReason
+
+
+@dataclass(frozen=True)
+class Ok:
+    """Successful reply to command `cmd`, with its result fields."""
+
+    cmd: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Error:
+    """Failed reply; `cmd` is None when the line had no command word."""
+
+    cmd: str | None
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """A stored chat message; `to` is set for private, `group` for group ones."""
+
+    id: int
+    sender: str
+    to: str | None
+    group: str | None
+    text: str
+    ts: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The message's fields as the protocol names them (`from`, not `sender`)."""
+        return {
+            "id": self.id,
+            "from": self.sender,
+            "to": self.to,
+            "group": self.group,
+            "text": self.text,
+            "ts": self.ts,
+        }
+
+
+@dataclass(frozen=True)
+class Bye:
+    """Last line before the server closes the connection."""
+
+    reason: ByeReason
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Unasked information for people (welcome banner); type `notice` in JSON."""
+
+    text: str
+
+
+Event = Ok | Error | Message | Bye | Notice
+
+#: The first line of every connection.
+WELCOME = Notice("Welcome to the chat server! Type /help for commands.")

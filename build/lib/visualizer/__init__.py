@@ -1,0 +1,1 @@
+"""Trace visualizer (lock contention, lock-order graphs, Perfetto): see issue 4."""
