@@ -8,11 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from classroom import demos_locks  # noqa: E402
-from loadgen.run import LoadSpec, Summary  # noqa: E402
-from tests.support.chatclient import run_demo  # noqa: E402
-from tests.support.tracegen import TraceBuilder  # noqa: E402
-from visualizer.load import load_trace  # noqa: E402
+from classroom import demos_locks
+from loadgen.run import LoadSpec, Summary
+from tests.support.chatclient import run_demo
+from tests.support.tracegen import TraceBuilder
+from visualizer.load import load_trace
 
 # --- the scenarios, end to end -----------------------------------------------------------
 

@@ -1,1 +1,0 @@
-"""The benchmark package: reference relay, matrix runner, results."""

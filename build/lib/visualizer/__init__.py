@@ -1,1 +1,0 @@
-"""Trace visualizer (lock contention, lock-order graphs, Perfetto): see issue 4."""
