@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,8 +26,11 @@ def venv(tmp_path_factory) -> Path:
     """A fresh virtualenv with the checkout installed as a user would: `pip install .`."""
     where = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=120)
+    # A copy of the checkout: building leaves a build/ folder where it builds.
+    src = where / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.db*"))
     pip = [str(where / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    done = subprocess.run([*pip, str(ROOT)], capture_output=True, text=True, timeout=600, cwd=where)
+    done = subprocess.run([*pip, str(src)], capture_output=True, text=True, timeout=600, cwd=where)
     assert done.returncode == 0, done.stdout + done.stderr
     return where
 
