@@ -1,1 +1,3 @@
-"""Trace visualizer (lock contention, lock-order graphs, Perfetto): see issue 4."""
+"""The trace visualizer, `chat-viz`: reads a server's concurrency trace
+(docs/trace.md) and draws lock contention, lock-order and wait-for graphs,
+thread timelines and a Perfetto export."""
