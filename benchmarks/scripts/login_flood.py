@@ -46,10 +46,12 @@ def start_server(root: Path, db: Path, args: list[str], cpus: set[int] | None) -
         cwd=root, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         preexec_fn=pin if cpus else None,
     )  # fmt: skip
-    assert proc.stderr is not None
-    for line in proc.stderr:
+    log = proc.stderr
+    assert log is not None
+    for line in log:
         if m := re.search(r"listening on [\d.]+:(\d+)", line):
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            # Keep reading the log, so the server never blocks on a full pipe.
+            threading.Thread(target=lambda: [None for _ in log], daemon=True).start()
             return proc, int(m.group(1))
     raise RuntimeError("the server did not start")
 
