@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 from typing import Any
 
 __all__ = ["Client", "UnexpectedReply"]
@@ -138,8 +139,17 @@ class Client:
         return self.reply()
 
     def ok(self, line: str | bytes) -> dict[str, Any]:
-        """`call(line)`, which must be answered ok; raises UnexpectedReply if not."""
+        """`call(line)`, which must be answered ok; raises UnexpectedReply if not.
+
+        A `busy` answer (PROTOCOL.md §7: the password lane is full) is asked
+        again, as a client should, after a pause that doubles up to 0.5 s,
+        until the connection's `timeout` has passed."""
         reply = self.call(line)
+        pause, deadline = 0.01, time.monotonic() + (self.sock.gettimeout() or 10.0)
+        while reply.get("code") == "busy" and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+            reply = self.call(line)
         if reply["type"] != "ok":
             raise UnexpectedReply(f"{line!r} answered {reply}")
         return reply

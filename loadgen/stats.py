@@ -59,6 +59,7 @@ class ProcessReport:
     delivered: int
     expected: int  # deliveries this process should have seen (from every process's acked sends)
     behind: int
+    retried: int  # logins answered `busy` and sent again (not errors: PROTOCOL.md §7)
     errors: dict[str, int]
     cpu_seconds: float
     latency: bytes  # array('d') of send->delivery seconds
@@ -76,6 +77,7 @@ class Tally:
 
     def __init__(self, procs: int) -> None:
         self.sent = self.acked = self.delivered = self.behind = 0
+        self.retried = 0  # logins answered `busy` and sent again
         self.errors: Counter[str] = Counter()  # error replies by code, "closed", "bad_line", ...
         self.note = ""  # the first problem, in words
         self.owes = [0] * procs  # deliveries our acked window sends owe each process
@@ -131,6 +133,7 @@ class Tally:
             delivered=self.delivered,
             expected=owed,
             behind=self.behind,
+            retried=self.retried,
             errors=dict(self.errors),
             cpu_seconds=cpu_seconds,
             latency=self.lat.tobytes(),
@@ -159,6 +162,7 @@ class Summary:
     ok_latency_ms: dict[str, float]  # send->ok (sender side); {} if none
     cpu_seconds: float  # user+system CPU of all load processes during the window
     behind: int = 0  # open loop: sends issued > 10 ms late, or skipped (send buffer full)
+    retried: int = 0  # logins answered `busy` (the password lane was full) and sent again
 
     @property
     def delivered_per_s(self) -> float:
@@ -212,6 +216,7 @@ def summarize(spec: Any, seconds: float, reports: list[ProcessReport]) -> Summar
         ok_latency_ms=percentiles(x * 1000 for x in ok_latency),
         cpu_seconds=sum(r.cpu_seconds for r in reports),
         behind=sum(r.behind for r in reports),
+        retried=sum(r.retried for r in reports),
     )
 
 
@@ -251,6 +256,8 @@ def format_summary(s: Summary) -> str:
     ]
     if spec.mode == "open":
         lines.append(f"  behind       {s.behind} sends > 10 ms late or skipped (send buffer full)")
+    if s.retried:
+        lines.append(f"  retried      {s.retried} logins answered busy (password lane full)")
     lines.append(
         f"  load CPU     {s.cpu_seconds:.2f} s = {s.cpu_percent:.0f} % of one core over the window"
     )

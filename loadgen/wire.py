@@ -154,8 +154,8 @@ SEND, SENDGROUP, C_LOGIN, REGISTER, MODE, GROUP, ACK = Cmd
 class User:
     """One simulated user's side of its connection: a record that a `Crowd` keeps."""
 
-    __slots__ = ("ack_sent", "group", "index", "last_id", "name", "out", "pending", "rest",
-                 "state", "unacked")  # fmt: skip
+    __slots__ = ("ack_sent", "group", "index", "last_id", "name", "out", "pending", "relogin",
+                 "rest", "state", "unacked")  # fmt: skip
 
     def __init__(self, index: int, name: str, group: int) -> None:
         self.index, self.name, self.group = index, name, group  # group -1: none
@@ -166,6 +166,7 @@ class User:
         self.pending: deque[tuple[Cmd, float, Any]] = deque()
         self.rest = b""  # the unfinished last line received
         self.last_id = self.unacked = self.ack_sent = 0  # message ids seen, acked
+        self.relogin = False  # a `busy` /register: its /login's answer says nothing
 
 
 class Crowd:
@@ -216,8 +217,12 @@ class Crowd:
 
     def connected(self, user: User) -> None:
         """`user`'s socket is connected: `/mode json`, `/register` with a password, `/login`."""
-        user.state, pw = LOGIN, self.spec.password
+        user.state = LOGIN
         self._queue(user, MODE, b"/mode json\n")
+        self._login(user)
+
+    def _login(self, user: User) -> None:
+        pw = self.spec.password
         if pw is not None:
             self._queue(user, REGISTER, f"/register {user.name} {pw}\n".encode())
         self._queue(user, C_LOGIN, f"/login {user.name}{'' if pw is None else ' ' + pw}\n".encode())
@@ -362,6 +367,14 @@ class Crowd:
             return
         cmd, ts, settles = user.pending.popleft()
         code = reply.code
+        if code == "busy" and cmd is REGISTER:  # PROTOCOL.md §7: the lane is full, retry
+            user.relogin = True
+            return
+        if cmd is C_LOGIN and (code == "busy" or (code is not None and user.relogin)):
+            user.relogin = False
+            self.tally.retried += 1
+            self._login(user)  # at once: the server answers `busy` without hashing
+            return
         if code is not None and not (cmd is REGISTER and code == "name_taken"):
             text = reply.line[:200].decode(errors="replace")
             self.tally.error(code, f"{user.name}: error {code} ({text})")

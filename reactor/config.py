@@ -29,7 +29,7 @@ class Config:
     max_login_failures: int = limits.MAX_LOGIN_FAILURES
     max_clients: int = limits.MAX_CLIENTS
     workers: int = limits.WORKERS
-    login_lane: int = limits.LANE_CAPACITY  # batches that may hash at once
+    login_lane: int = limits.LANE_CAPACITY  # batches held by the lane, running or waiting
     max_unauthenticated: int = limits.MAX_UNAUTHENTICATED_PER_ADDRESS  # 0: off
     login_rate: float = limits.LOGINS_PER_ADDRESS_RATE  # per address; 0: off
     limit_exempt: tuple[str, ...] = limits.LIMIT_EXEMPT

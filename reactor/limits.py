@@ -41,8 +41,11 @@ WORKERS = 4
 #: has two cores; more would only queue inside the kernel.
 LANE_WORKERS = 2
 #: Batches the lane holds at once, running or waiting; one more is answered
-#: `busy` at once. Eight waits at most ~4 hashes' time (~130 ms) for a slot.
-LANE_CAPACITY = 8
+#: `busy` at once. A classroom logs in together (sixty at once is common), and
+#: the last of 64 waits ~32 hashes' time on two threads (~1 s), still far
+#: inside any client's patience; a flood past that is told `busy` and costs
+#: no CPU.
+LANE_CAPACITY = 64
 
 #: Per client address (IRC servers limit the same way: ngIRCd's
 #: MaxConnectionsIP, Ergo's max-concurrent-connections): connections not yet

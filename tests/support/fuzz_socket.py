@@ -382,7 +382,8 @@ ERROR_CODES = frozenset(
     {
         "unknown_command", "bad_args", "not_logged_in", "already_logged_in", "auth_failed",
         "name_taken", "bad_name", "unknown_user", "unknown_group", "not_member",
-        "line_too_long", "bad_encoding", "rate_limited", "too_many_failures", "internal",
+        "line_too_long", "bad_encoding", "rate_limited", "too_many_failures", "busy",
+        "internal",
     }
 )  # fmt: skip
 #: Commands the oracle does not send: they would end its connection, change
