@@ -19,8 +19,9 @@ from benchmarks import results
 from benchmarks.matrix import run_matrix, workloads
 from benchmarks.servers import by_name, designs
 
-QUICK_DESIGNS = ["reactor-global", "reactor-global-traced", "threaded-global", "asyncio-relay"]
-IDLE_DESIGNS = {"reactor-global", "threaded-global", "asyncio-relay"}
+QUICK_DESIGNS = ["reactor-global", "reactor-global-traced", "inline-global", "threaded-global",
+                 "asyncio-relay"]  # fmt: skip
+IDLE_DESIGNS = {"reactor-global", "inline-global", "threaded-global", "asyncio-relay"}
 
 
 def main(argv: list[str] | None = None) -> int:

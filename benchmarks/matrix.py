@@ -2,9 +2,10 @@
 the medians and spreads the results folder reports.
 
 Owns: the workloads (private traffic at N = 10, 100, 1000; group fan-out,
-4 groups × 50 members; latency at a light fixed rate; the idle-connection
-ceiling), running one cell (a fresh server, the load generator, CPU and
-memory of both sides over the measured window) and repeating it.
+4 groups × 50 members; latency at a light fixed rate, alone and beside a
+login storm; the idle-connection ceiling), running one cell (a fresh
+server, the load generator, CPU and memory of both sides over the measured
+window) and repeating it.
 Must not: format results (benchmarks/results.py) or parse command lines.
 
 Each cell starts its own server with a fresh database, so no run inherits
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.servers import Design, cpu_plan
+from benchmarks.storm import LoginStorm
 from loadgen.run import LoadSpec, run
 
 
@@ -31,8 +33,9 @@ class Workload:
     """One load of the matrix: its name, its kind (what it is judged by) and its spec."""
 
     name: str
-    kind: str  # "private", "fanout", "latency" or "idle"
+    kind: str  # "private", "fanout", "latency", "storm" or "idle"
     spec: LoadSpec
+    logins_per_s: float = 0.0  # a login storm beside the load (benchmarks/storm.py)
 
 
 def workloads(quick: bool = False, duration: float = 4.0) -> list[Workload]:
@@ -59,6 +62,12 @@ def workloads(quick: bool = False, duration: float = 4.0) -> list[Workload]:
                 "latency",
                 LoadSpec(clients=10, mode="open", rate=200, duration=d, warmup=0.2),
             ),
+            Workload(
+                "storm-10@200+5/s",
+                "storm",
+                LoadSpec(clients=10, mode="open", rate=200, duration=d, warmup=0.2),
+                logins_per_s=5,
+            ),
             Workload("idle-50", "idle", LoadSpec(clients=50, mode="idle", duration=0.5, warmup=0)),
         ]
     return [
@@ -81,6 +90,12 @@ def workloads(quick: bool = False, duration: float = 4.0) -> list[Workload]:
             "latency-100@2000",
             "latency",
             LoadSpec(clients=100, mode="open", rate=2000, duration=duration),
+        ),
+        Workload(
+            "storm-100@1000+10/s",
+            "storm",
+            LoadSpec(clients=100, mode="open", rate=1000, duration=duration),
+            logins_per_s=10,
         ),
         Workload("idle-10000", "idle", LoadSpec(clients=10000, mode="idle", duration=2, warmup=0)),
     ]
@@ -106,6 +121,8 @@ class Cell:
     undelivered: int = 0
     errors: dict = field(default_factory=dict)
     behind: int = 0
+    acks_per_msg: float = 0.0  # the load's /acks per message delivered
+    storm: dict = field(default_factory=dict)  # a login storm's answers ("ok": n, code: n)
 
 
 def run_cell(design: Design, work: Workload, server_cpus=None, load_cpus=None, log=print) -> Cell:
@@ -118,12 +135,18 @@ def run_cell(design: Design, work: Workload, server_cpus=None, load_cpus=None, l
             before_rss = server.rss_kib()
             marks: dict[str, float] = {}
 
+            storm = LoginStorm(server.addr, work.logins_per_s, "storm")
+
             def on_start() -> None:
                 marks["cpu0"], marks["t0"] = server.cpu_seconds(), time.monotonic()
                 marks["rss"] = server.rss_kib()
+                if work.logins_per_s:
+                    storm.start()
 
             def on_end() -> None:
                 marks["cpu1"], marks["t1"] = server.cpu_seconds(), time.monotonic()
+                if work.logins_per_s:
+                    storm.stop()
 
             summary = run(spec, on_start=on_start, on_end=on_end)
         finally:
@@ -142,6 +165,8 @@ def run_cell(design: Design, work: Workload, server_cpus=None, load_cpus=None, l
     cell.undelivered = summary.undelivered
     cell.errors = dict(summary.errors)
     cell.behind = summary.behind
+    cell.acks_per_msg = summary.acks_per_message
+    cell.storm = dict(storm.answers)
     if work.kind == "idle" and summary.connected:
         cell.rss_per_conn_kib = (marks["rss"] - before_rss) / summary.connected
     return cell
@@ -172,7 +197,8 @@ class Result:
     @property
     def headline(self) -> str:
         """The attribute a workload is judged by."""
-        return {"latency": "p50_ms", "idle": "rss_per_conn_kib"}.get(self.kind, "delivered_per_s")
+        by_kind = {"latency": "p50_ms", "storm": "p99_ms", "idle": "rss_per_conn_kib"}
+        return by_kind.get(self.kind, "delivered_per_s")
 
     @property
     def clean(self) -> bool:

@@ -1,7 +1,7 @@
 """The designs under test, each run as a process of its own on a free
 loopback port, and which CPUs the server and the load generator get.
 
-Owns: the table of designs (the chat server's two I/O models × two lock
+Owns: the table of designs (the chat server's three I/O models × two lock
 strategies × tracing off/on, and the asyncio reference relay), the command
 line and the process of each (`Design.process`: a harness/server.py
 `ServerProcess` with a bounded log, which also reads its CPU time and
@@ -24,7 +24,7 @@ class Design:
     """One server configuration of the matrix."""
 
     name: str
-    model: str  # "reactor", "threaded" or "relay"
+    model: str  # "reactor", "inline", "threaded" or "relay"
     locking: str | None = None
     traced: bool = False
 
@@ -52,10 +52,10 @@ class Design:
 
 
 def designs() -> list[Design]:
-    """The full matrix: {reactor, threaded} × {global, fine} × {off, traced},
-    then the asyncio reference relay (stores nothing)."""
+    """The full matrix: {reactor, inline, threaded} × {global, fine} × {off,
+    traced}, then the asyncio reference relay (stores nothing)."""
     out = []
-    for model in ("reactor", "threaded"):
+    for model in ("reactor", "inline", "threaded"):
         for locking in ("global", "fine"):
             for traced in (False, True):
                 name = f"{model}-{locking}" + ("-traced" if traced else "")

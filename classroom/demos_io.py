@@ -1,8 +1,9 @@
 """The I/O demos: a slow consumer dropped and then replayed, and the
-thread-per-client model against the reactor (`chat-demo slow-consumer`,
+three I/O models side by side (`chat-demo slow-consumer`,
 `threads-vs-reactor`), and the building blocks notebooks 04 and 05 call.
 
-Owns: the two I/O models side by side (the workloads, the runs with the
+Owns: the I/O models side by side (thread per client, one loop, a loop and
+a pool) (the workloads, the runs with the
 benchmark's own runner, their chart and lines) and the two scenarios, with
 what they write into their folder. The slow consumer's run, its reading of
 the trace and its charts live in classroom/slowconsumer.py; they are
@@ -43,10 +44,12 @@ from loadgen.run import LoadSpec
 
 # --- threads vs the reactor --------------------------------------------------------------
 
-IO_DESIGNS = ("reactor-global", "threaded-global")
+IO_DESIGNS = ("reactor-global", "inline-global", "threaded-global")
 _HEADLINE = {"idle": ("rss_per_conn_kib", "RSS KiB per idle connection"),
              "private": ("delivered_per_s", "delivered msgs/s"),
              "latency": ("p50_ms", "send→delivery ms: p50 (bar), p99 (tick)")}  # fmt: skip
+# One look per design, told apart in colour and in black and white.
+_COLORS, _HATCHES = ("#1f77b4", "#2ca02c", "#ff7f0e"), ("", "..", "//")
 # How a number is written just above its bar or tick (Axes.annotate's keywords).
 _ABOVE: dict[str, Any] = {"xytext": (0, 2), "textcoords": "offset points", "ha": "center",
                           "fontsize": 8}  # fmt: skip
@@ -105,7 +108,7 @@ def io_model_chart(ax: Axes, found: list[Result], kind: str) -> Axes:
             if r is None or (value := r.median(attr)) is None:
                 continue
             x = j + (i - (len(designs) - 1) / 2) * width
-            ax.bar(x, value, width, color=["#1f77b4", "#ff7f0e"][i % 2], hatch=["", "//"][i % 2],
+            ax.bar(x, value, width, color=_COLORS[i % 3], hatch=_HATCHES[i % 3],
                    label=d if j == 0 else None)  # fmt: skip
             values = [getattr(c, attr) for c in r.runs if getattr(c, attr) is not None]
             if len(values) > 1:  # the spread of the repeats

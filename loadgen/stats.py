@@ -60,6 +60,7 @@ class ProcessReport:
     expected: int  # deliveries this process should have seen (from every process's acked sends)
     behind: int
     retried: int  # logins answered `busy` and sent again (not errors: PROTOCOL.md §7)
+    acks: int  # /ack commands sent in the window
     errors: dict[str, int]
     cpu_seconds: float
     latency: bytes  # array('d') of send->delivery seconds
@@ -78,6 +79,7 @@ class Tally:
     def __init__(self, procs: int) -> None:
         self.sent = self.acked = self.delivered = self.behind = 0
         self.retried = 0  # logins answered `busy` and sent again
+        self.acks = 0  # /ack commands sent in the window
         self.errors: Counter[str] = Counter()  # error replies by code, "closed", "bad_line", ...
         self.note = ""  # the first problem, in words
         self.owes = [0] * procs  # deliveries our acked window sends owe each process
@@ -117,6 +119,12 @@ class Tally:
             for p, n in owes:
                 self.owes[p] += n
 
+    def ack(self, now: float) -> None:
+        """An /ack went out at `now`."""
+        t0, t1 = self.window
+        if t0 <= now < t1:
+            self.acks += 1
+
     def delivery(self, ts: float, now: float) -> None:
         """A delivery of the send stamped `ts`."""
         t0, t1 = self.msg_window
@@ -134,6 +142,7 @@ class Tally:
             expected=owed,
             behind=self.behind,
             retried=self.retried,
+            acks=self.acks,
             errors=dict(self.errors),
             cpu_seconds=cpu_seconds,
             latency=self.lat.tobytes(),
@@ -163,6 +172,12 @@ class Summary:
     cpu_seconds: float  # user+system CPU of all load processes during the window
     behind: int = 0  # open loop: sends issued > 10 ms late, or skipped (send buffer full)
     retried: int = 0  # logins answered `busy` (the password lane was full) and sent again
+    acks: int = 0  # /ack commands sent in the window (the client's policy: 20 msgs or 200 ms)
+
+    @property
+    def acks_per_message(self) -> float:
+        """Acks sent per message delivered, over the window."""
+        return self.acks / self.delivered if self.delivered else 0.0
 
     @property
     def delivered_per_s(self) -> float:
@@ -217,6 +232,7 @@ def summarize(spec: Any, seconds: float, reports: list[ProcessReport]) -> Summar
         cpu_seconds=sum(r.cpu_seconds for r in reports),
         behind=sum(r.behind for r in reports),
         retried=sum(r.retried for r in reports),
+        acks=sum(r.acks for r in reports),
     )
 
 
@@ -253,6 +269,7 @@ def format_summary(s: Summary) -> str:
         f"               send->ok        {_lat(s.ok_latency_ms)}",
         f"  errors       {errs}",
         f"  undelivered  {s.undelivered} after drain",
+        f"  acks         {s.acks:>10}  {s.acks_per_message:>10.2f} per message delivered",
     ]
     if spec.mode == "open":
         lines.append(f"  behind       {s.behind} sends > 10 ms late or skipped (send buffer full)")

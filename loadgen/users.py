@@ -12,9 +12,9 @@ talk to the parent other than through its pipe, connect anywhere but the
 address the parent checked, or wait on the server or the parent without a
 deadline.
 
-Each user acks like the real client (cumulative `/ack` every
-loadgen/wire.py ACK_EVERY messages, then everything before closing, so nothing is
-replayed at a later login). A socket is closed only by `_close`, once the
+Each user acks like the real client (a cumulative `/ack` once loadgen/wire.py
+ACK_EVERY messages are unacked or ACK_DELAY after the first, then everything before
+closing, so nothing is replayed at a later login). A socket is closed only by `_close`, once the
 `Crowd` has dropped its user, so the counters' invariants hold however a user
 ends: a lost socket, a refused login, the end of the run, an abort.
 """
@@ -130,6 +130,7 @@ class _Worker:
                     if sim.watch_write:
                         self.dirty.add(sim)
             now = time.monotonic()
+            self.crowd.timed_acks(now)
             while self._advance(now):
                 pass
             self._flush()
@@ -143,6 +144,7 @@ class _Worker:
             when = self.drain_end
         else:  # LOGIN, WAIT, GROUPS, FINAL
             when = self.deadline
+        when = min(when, self.crowd.next_ack())
         return min(1.0, max(0.0, when - now))
 
     def _flush(self) -> None:

@@ -30,8 +30,11 @@ from loadgen.stats import BEHIND_SECONDS, Tally
 __all__ = ["OK", "BadLine", "Bye", "Cmd", "Crowd", "Delivery", "Reply", "User", "UserState"]
 __all__ += ["group_lines", "parse_line"]
 
-# Acknowledge after this many messages, like the real client's batching.
-ACK_EVERY = 50
+# Acknowledge like the real client (client/connection.py): cumulatively, once this
+# many messages are unacknowledged, or ACK_DELAY seconds after the first message
+# that found no ack timer running, whichever comes first.
+ACK_EVERY = 20
+ACK_DELAY = 0.2
 # A user's unsent bytes stop growing here: if the server stops reading, an open loop
 # would otherwise buffer all the load it offers. Past it a send is skipped and counted
 # (`send_buffer_full`, and `behind`). 1 MiB is ~20,000 sends of the default size.
@@ -154,8 +157,8 @@ SEND, SENDGROUP, C_LOGIN, REGISTER, MODE, GROUP, ACK = Cmd
 class User:
     """One simulated user's side of its connection: a record that a `Crowd` keeps."""
 
-    __slots__ = ("ack_sent", "group", "index", "last_id", "name", "out", "pending", "relogin",
-                 "rest", "state", "unacked")  # fmt: skip
+    __slots__ = ("ack_sent", "ack_timer", "group", "index", "last_id", "name", "out", "pending",
+                 "relogin", "rest", "state", "unacked")  # fmt: skip
 
     def __init__(self, index: int, name: str, group: int) -> None:
         self.index, self.name, self.group = index, name, group  # group -1: none
@@ -166,6 +169,7 @@ class User:
         self.pending: deque[tuple[Cmd, float, Any]] = deque()
         self.rest = b""  # the unfinished last line received
         self.last_id = self.unacked = self.ack_sent = 0  # message ids seen, acked
+        self.ack_timer = False  # an ACK_DELAY ack is due (in the crowd's `ack_due`)
         self.relogin = False  # a `busy` /register: its /login's answer says nothing
 
 
@@ -209,6 +213,8 @@ class Crowd:
         # Invariant: sends_pending == the send entries in the pending deques of live users.
         self.sends_pending = 0
         self.ack_every = ACK_EVERY  # 1 once the final acks are out
+        # (when, user): ack timers in the order they were set, so in deadline order.
+        self.ack_due: deque[tuple[float, User]] = deque()
         self.t0 = self.t1 = self.next_t = math.inf  # the window; the next open-loop send
         self.resend_until = -math.inf  # closed loop: until then a send's reply brings the next
         self.rr = 0  # open loop: the next user's turn, an index into `ready`
@@ -244,6 +250,12 @@ class Crowd:
                     tally.error(why, f"{user.name}: message {mid} after {user.last_id}")
                 user.unacked += 1
                 tally.delivery(ts, now)
+                if user.state is READY:
+                    if user.unacked >= self.ack_every:
+                        self._ack(user, now)
+                    elif not user.ack_timer:
+                        user.ack_timer = True
+                        self.ack_due.append((now + ACK_DELAY, user))
             elif type(record) is Reply:
                 self._reply(user, record, now)
                 if user.state is DEAD:
@@ -252,8 +264,6 @@ class Crowd:
                 tally.error(f"bye_{record.reason}", f"{user.name}: the server said bye")
             elif type(record) is BadLine:
                 self._bad_line(user, record)
-        if user.unacked >= self.ack_every and user.state is READY:
-            self._ack(user)
 
     def drop(self, user: User) -> None:
         """`user` has no connection (lost, or never made): forget what it awaits."""
@@ -337,13 +347,26 @@ class Crowd:
             else:
                 tally.error("send_buffer_full", f"{user.name}: the server stopped reading")
 
+    def next_ack(self) -> float:
+        """When the next ack timer is due (inf: none is set)."""
+        return self.ack_due[0][0] if self.ack_due else math.inf
+
+    def timed_acks(self, now: float) -> None:
+        """Every ack timer due by `now`: ack what its user has not acked yet."""
+        due = self.ack_due
+        while due and due[0][0] <= now:
+            user = due.popleft()[1]
+            user.ack_timer = False
+            if user.state is READY and user.unacked:
+                self._ack(user, now)
+
     def final_acks(self) -> None:
         """The drain is over: count no more deliveries, ack all seen, from now on at once."""
         self.tally.close_deliveries()
         self.ack_every = 1
         for user in self.users:
             if user.state is READY and user.last_id > user.ack_sent:
-                self._ack(user)
+                self._ack(user, math.inf)
 
     # --- the lines' effects -------------------------------------------------------------
 
@@ -354,7 +377,8 @@ class Crowd:
         user.pending.append((cmd, ts, settles))
         self.dirty.add(user)
 
-    def _ack(self, user: User) -> None:
+    def _ack(self, user: User, now: float) -> None:
+        self.tally.ack(now)
         self._queue(user, ACK, b"/ack %d\n" % user.last_id)
         user.ack_sent, user.unacked = user.last_id, 0
 

@@ -207,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         choices=[m.value for m in Model],
         default="reactor",
-        help="I/O model: one selectors thread and a worker pool, or the course project's "
-        "thread per client (blocking sockets; same commands, locks and storage)",
+        help="I/O model: one selectors thread and a worker pool; the course project's "
+        "thread per client (blocking sockets); or one selectors thread that runs every "
+        "command itself (inline); the same commands, locks and storage in all three",
     )
     a("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM); needs --tls-key")
     a("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")

@@ -35,8 +35,14 @@ class Dispatch(Protocol):
         """The session of a new connection."""
         ...
 
-    def submit(self, session: Session, items: Sequence[Item]) -> None:
-        """Run a batch later, on the worker pool; its `Done` is posted."""
+    def submit(self, batches: Sequence[tuple[Session, Sequence[Item]]]) -> None:
+        """Run one loop pass's batches (each connection at most once)
+        later, on the worker pool; each batch's `Done` is posted."""
+        ...
+
+    def run_all(self, batches: Sequence[tuple[Session, Sequence[Item]]]) -> None:
+        """Run one loop pass's batches now, in the calling thread; each
+        batch's `Done` is posted."""
         ...
 
     def run(self, session: Session, items: Sequence[Item], *, done: bool = True) -> None:

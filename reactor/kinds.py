@@ -47,6 +47,7 @@ class Model(_Named):
 
     REACTOR = "reactor"  # one selectors thread and a worker pool
     THREADED = "threaded"  # a thread per client
+    INLINE = "inline"  # one selectors thread that runs every command itself
 
 
 class Strategy(_Named):

@@ -35,6 +35,14 @@ MAX_CLIENTS = 10_000
 #: Worker threads running commands.
 WORKERS = 4
 
+#: A pool job runs up to this many connections' batches of one loop pass,
+#: then commits once and posts once for all of them: the per-line cost of a
+#: queue put, a commit, a post and a wake-up does not grow with the number
+#: of connections the lines came from, and a pass of 1,000 connections
+#: still spreads over the workers (a command that blocks holds up 63 others
+#: at most).
+JOB_CONNECTIONS = 1024
+
 #: The password lane: batches with a `/register` or `/login` (scrypt, ~33 ms
 #: of CPU each) run on threads of their own, so chat never queues behind
 #: hashing. Two threads: hashing releases the GIL, and this machine class

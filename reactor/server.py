@@ -46,7 +46,8 @@ class Server:
         own: list[LockInstrument] = []
         if config.trace:
             tracer = Tracer(
-                config.trace, locking=config.locking, workers=config.workers,
+                config.trace, locking=config.locking,
+                workers=0 if config.model is Model.INLINE else config.workers,
                 sample=config.trace_sample,
             )  # fmt: skip
             self.tracer = tracer
@@ -81,8 +82,9 @@ class Server:
             max_login_failures=config.max_login_failures, statistics=self.statistics,
         )  # fmt: skip
         threaded = config.model is Model.THREADED
+        pooled = config.model is Model.REACTOR
         self._engine = engine = Engine(
-            chat, self._post, self.tracer, workers=0 if threaded else config.workers,
+            chat, self._post, self.tracer, workers=config.workers if pooled else 0,
             lane_capacity=config.login_lane,
         )  # fmt: skip
         front: Frontend

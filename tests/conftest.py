@@ -8,7 +8,7 @@ import pytest
 from harness import ServerProcess
 
 LOCKINGS = ["global", "fine"]
-MODELS = ["reactor", "threaded"]
+MODELS = ["reactor", "threaded", "inline"]
 
 
 @pytest.fixture(scope="session", params=LOCKINGS)

@@ -1,7 +1,8 @@
-"""The batch procedure: run one connection's work items in order, commit
-what they wrote, post the replies.
+"""The batch procedure: run connections' work items, each connection's in
+order, commit what they wrote, post the replies.
 
-Owns: `run_batch` (used by every I/O model, through reactor/chat/engine.py),
+Owns: `run_batch` and `run_batches` (used by every I/O model, through
+reactor/chat/engine.py),
 the housekeeping items (text acks, logout) and the trace's name of an item.
 Must not: touch sockets, or run two batches of one connection at once (the
 I/O model hands a connection to one thread at a time).
@@ -24,6 +25,11 @@ from reactor.tracing.hooks import TraceHooks
 log = logging.getLogger("reactor.chat.batches")
 
 
+#: One connection's batch as the chat side runs it: its session, its items
+#: in order, and each item's trace `Task` (made when the item was queued).
+Batch = tuple[ConnState, Sequence[Item], Sequence[tasks.Task]]
+
+
 def run_batch(
     chat: Chat,
     post: Callable[[Sequence[Action]], None],
@@ -34,11 +40,61 @@ def run_batch(
     done: bool = True,
 ) -> None:
     """Run one connection's items in order, commit, post, then `Done`
-    (unless `done` is False: a text ack run outside the connection's turn).
+    (unless `done` is False: a text ack run outside the connection's turn)."""
+    run_batches(chat, post, tracer, [(conn, items, traced)], done)
 
-    `traced` holds each item's trace `Task` (made when the item was queued).
-    """
-    out = Outbox(conn.conn_id, post)
+
+def run_batches(
+    chat: Chat,
+    post: Callable[[Sequence[Action]], None],
+    tracer: TraceHooks,
+    batches: Sequence[Batch],
+    done: bool = True,
+) -> None:
+    """Run several connections' batches (each connection at most once), one
+    after the other, then commit once for all of them and post every
+    reply, each connection's in order, and their `Done`s in one list.
+
+    One commit and one post per call is the point: the cost of a commit, a
+    post and the I/O model's wake-up is shared by every line of the pass,
+    however many connections the lines came from."""
+    outs = []
+    epochs: set[int] = set()
+    for conn, items, traced in batches:
+        out = Outbox(conn.conn_id, post)
+        _run_items(chat, tracer, conn, items, traced, out)
+        epochs |= out.epochs
+        outs.append(out)
+    if epochs:
+        # The commit is a task of its own in the trace, queued by this
+        # thread: it may commit other connections' writes too.
+        task = tracer.new_task("commit", batches[0][0].conn_id)
+        tasks.enter(task)
+        tracer.task_start(task)
+        try:
+            lost = chat.committer.commit_through(epochs)
+        finally:
+            tracer.task_end(task)
+        for out in outs:
+            out.settle(lost)
+    tasks.enter(None)
+    actions: list[Action] = []
+    for out in outs:
+        actions += out.take()
+        if done:
+            actions.append(Done(out.conn_id))
+    if actions:
+        post(actions)
+
+
+def _run_items(
+    chat: Chat,
+    tracer: TraceHooks,
+    conn: ConnState,
+    items: Sequence[Item],
+    traced: Sequence[tasks.Task],
+    out: Outbox,
+) -> None:
     for item, task in zip(items, traced, strict=True):
         tasks.enter(task)
         tracer.task_start(task)
@@ -53,20 +109,6 @@ def run_batch(
                 _housekeeping(chat, conn, item, out)
         finally:
             tracer.task_end(task)
-    if out.epochs:
-        # The commit is a task of its own in the trace, queued by this
-        # thread: it may commit other connections' writes too.
-        task = tracer.new_task("commit", conn.conn_id)
-        tasks.enter(task)
-        tracer.task_start(task)
-        try:
-            out.settle(chat.committer.commit_through(out.epochs))
-        finally:
-            tracer.task_end(task)
-    tasks.enter(None)
-    if done:
-        out.add(Done(conn.conn_id))
-    out.post_now()
 
 
 def _housekeeping(chat: Chat, conn: ConnState, item: TextAck | Disconnect, out: Outbox) -> None:

@@ -193,7 +193,7 @@ class Chat:
     def do_send(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/send <user> <text>: store a private message. Takes ``storage``."""
         with self.locks.hold(STORAGE):
-            to = self._user(cmd.args[0])
+            to = self._address(cmd.args[0])
             msg, epoch = self.storage.add_message(
                 self._me(conn), cmd.text, to=to, recipients=(to.name.lower(),)
             )
@@ -359,7 +359,12 @@ class Chat:
         return conn.user_id
 
     def _user(self, name: str) -> User:
-        user = self.storage.user(name)
+        return self._known(name, self.storage.user(name))
+
+    def _address(self, name: str) -> User:
+        return self._known(name, self.storage.address(name))
+
+    def _known(self, name: str, user: User | None) -> User:
         if user is None:
             hint = " (a group: use /sendgroup)" if self.storage.group(name) else ""
             raise ChatError("unknown_user", f"no user named {name}{hint}")

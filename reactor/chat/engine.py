@@ -2,7 +2,8 @@
 
 Owns: `Engine`, which opens a connection's session, makes each queued
 item's trace task (when it is queued, so the trace sees its wait), and runs
-batches on the worker pool (`submit`) or in the calling thread (`run`); and
+a loop pass's batches on the worker pool (`submit`) or in the calling thread
+(`run_all`), or one batch in the calling thread (`run`); and
 the password lane: a batch that hashes a password (`/register`, `/login`
 with passwords) runs on lane threads of its own, at most LANE_CAPACITY such
 batches at once, so chat never waits behind scrypt; one more gets `busy`
@@ -13,13 +14,14 @@ reactor/frontend.py `Dispatch`.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from typing import cast
 
 from reactor import limits
 from reactor.actions import Action, Item
-from reactor.chat.batches import item_name, run_batch
+from reactor.chat.batches import Batch, item_name, run_batch, run_batches
 from reactor.chat.commands import Chat
 from reactor.chat.pool import Pool
 from reactor.chat.sessions import ConnState
@@ -63,21 +65,40 @@ class Engine:
         """The session of a new connection (its login state)."""
         return ConnState(conn_id, peer)
 
-    def submit(self, session: Session, items: Sequence[Item]) -> None:
-        """Queue a batch on the pool (the lane if it hashes); its `Done` is
-        posted when it has run. Never blocks."""
-        state = cast(ConnState, session)  # made by open_session
-        if self._hashes(items):
-            if self._slots.acquire(blocking=False):
-                traced = self._tasks(state, items)
-                self.lane.submit(state.conn_id, lambda: self._in_lane(state, items, traced))
-                return
-            items = self._busy(items)
-        traced = self._tasks(state, items)
-        self.pool.submit(
-            state.conn_id,
-            lambda: run_batch(self.chat, self._post, self._tracer, state, items, traced),
-        )
+    def submit(self, batches: Sequence[tuple[Session, Sequence[Item]]]) -> None:
+        """Queue one pass's batches (each connection at most once): a batch
+        that hashes to the lane on its own, the others to the pool as jobs
+        of up to JOB_CONNECTIONS batches, each job one commit and one post.
+        Every batch's `Done` is posted when it has run. Never blocks."""
+        job: list[Batch] = []
+        for session, items in batches:
+            state = cast(ConnState, session)  # made by open_session
+            if self._hashes(items):
+                if self._slots.acquire(blocking=False):
+                    run = functools.partial(self._in_lane, state, items, self._tasks(state, items))
+                    self.lane.submit((state.conn_id,), run)
+                    continue
+                items = self._busy(items)
+            job.append((state, items, self._tasks(state, items)))
+            if len(job) == limits.JOB_CONNECTIONS:
+                self._queue(job)
+                job = []
+        if job:
+            self._queue(job)
+
+    def run_all(self, batches: Sequence[tuple[Session, Sequence[Item]]]) -> None:
+        """Run one pass's batches in the calling thread, each connection's
+        in order, with one commit and one post for all but those that hash
+        (each of those runs alone, holding a lane slot)."""
+        job: list[Batch] = []
+        for session, items in batches:
+            state = cast(ConnState, session)  # made by open_session
+            if self._hashes(items):
+                self.run(state, items)
+            else:
+                job.append((state, items, self._tasks(state, items)))
+        if job:
+            run_batches(self.chat, self._post, self._tracer, job)
 
     def run(self, session: Session, items: Sequence[Item], *, done: bool = True) -> None:
         """Run a batch in the calling thread; `done=False` posts no `Done`
@@ -91,6 +112,12 @@ class Engine:
             items = self._busy(items)
         run_batch(
             self.chat, self._post, self._tracer, state, items, self._tasks(state, items), done
+        )
+
+    def _queue(self, job: list[Batch]) -> None:
+        self.pool.submit(
+            tuple(b[0].conn_id for b in job),
+            lambda: run_batches(self.chat, self._post, self._tracer, job),
         )
 
     def start(self) -> None:

@@ -72,6 +72,13 @@ class Outbox:
         self.post_now()
         return lost
 
+    def take(self) -> list[Action]:
+        """The actions so far, handed over for posting (only after `settle`
+        if anything was written)."""
+        assert not self._write_replies, "posting replies of uncommitted writes"
+        actions, self.actions = self.actions, []
+        return actions
+
     def post_now(self) -> None:
         """Post the actions so far; only after `settle` if anything was written."""
         assert not self._write_replies, "posting replies of uncommitted writes"

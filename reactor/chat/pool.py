@@ -20,9 +20,9 @@ from reactor.tracing.hooks import TraceHooks
 
 log = logging.getLogger("reactor.chat.pool")
 
-#: One queued batch: the connection's id (for a failure's `Done`) and the
-#: call that runs it.
-Job = tuple[int, Callable[[], None]]
+#: One queued job: the ids of the connections whose batches it runs (for a
+#: failure's `Done`s) and the call that runs them.
+Job = tuple[Sequence[int], Callable[[], None]]
 
 
 class Pool:
@@ -51,9 +51,9 @@ class Pool:
         for t in self._threads:
             t.start()
 
-    def submit(self, conn_id: int, job: Callable[[], None]) -> None:
-        """Queue `job`, a batch of connection `conn_id`."""
-        self._jobs.put((conn_id, job))
+    def submit(self, conn_ids: Sequence[int], job: Callable[[], None]) -> None:
+        """Queue `job`, which runs a batch of each of `conn_ids`."""
+        self._jobs.put((conn_ids, job))
 
     def stop(self) -> None:
         """Finish queued batches, then end the threads."""
@@ -69,13 +69,13 @@ class Pool:
     def _work(self, index: int) -> None:
         self._tracer.thread_start()
         while (job := self._jobs.get()) is not None:
-            conn_id, run = job
+            conn_ids, run = job
             self._busy[index] = True
             try:
                 run()
             except BaseException:  # a worker must outlive any bug in a batch
-                log.exception("batch for connection %d failed", conn_id)
-                self._post([Done(conn_id)])
+                log.exception("batch for connections %s failed", list(conn_ids))
+                self._post([Done(c) for c in conn_ids])
             finally:
                 tasks.enter(None)
                 self._busy[index] = False

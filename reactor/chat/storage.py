@@ -121,6 +121,10 @@ class Storage:
         # open epoch; _in_txn is True exactly while a BEGIN is not committed.
         self._pending: list[Delivery] = []
         self._in_txn = False
+        # Users by key as a message's address (id and name only). Users are
+        # never renamed or deleted, so an entry stays true, except one read
+        # inside a transaction that then rolls back: `_fail` empties it.
+        self._addresses: dict[str, User] = {}
         self.epoch = 1
         self.committed_epoch = 0
         self.failed: set[int] = set()
@@ -157,6 +161,7 @@ class Storage:
             self._db.execute("ROLLBACK")
         self._in_txn = False
         self._pending = []
+        self._addresses.clear()
         self.failed.add(self.epoch)
         self.epoch += 1
 
@@ -197,6 +202,19 @@ class Storage:
             "SELECT id, name, pwhash, cursor FROM users WHERE key = ?", (name.lower(),)
         ).fetchone()
         return User(*row) if row else None
+
+    def address(self, name: str) -> User | None:
+        """The user called `name` (any case) as a message's address: its id
+        and name, without password hash or cursor; None if there is none.
+        Remembered, so a conversation costs one query, not one a message."""
+        key = name.lower()
+        user = self._addresses.get(key)
+        if user is None:
+            found = self.user(name)
+            if found is None:
+                return None
+            user = self._addresses[key] = User(found.id, found.name, None, 0)
+        return user
 
     def name_taken(self, name: str) -> bool:
         """True if a user or a group already has `name` (one name space)."""

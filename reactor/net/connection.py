@@ -66,6 +66,7 @@ class Connection:
         self.sock: socket.socket | None = sock  # None once closed
         self.handler: Callable[[int], None] | None = None  # selector key.data
         self.mask = 0  # events registered with the selector; 0 = not registered
+        self.write_waits = False  # the last write left bytes queued: watch for WRITE
         self.intake = Intake(config, now)  # framing and the rate limit
         self.session = session
         self.address = ""  # the peer's IP address, for the per-address limits
@@ -157,7 +158,9 @@ class Connection:
             except _WOULD_BLOCK:
                 return 0
 
-        return self.out.write_to(send, cap)
+        written = self.out.write_to(send, cap)
+        self.write_waits = len(self.out) > 0
+        return written
 
     def recv_some(self, size: int) -> bytes | None:
         """Read what is there without blocking (None: nothing yet; b"": EOF).
@@ -202,7 +205,11 @@ class Connection:
             and queued <= max_outbuf
         ):
             mask |= READ
-        return mask | WRITE if queued else mask
+        # Writability is watched only while a write has left bytes behind
+        # (the kernel's buffer was full, or WRITE_CAP was reached): new
+        # output is written at the end of the loop pass anyway, so watching
+        # for it would cost two epoll_ctl calls a pass for nothing.
+        return mask | WRITE if queued and self.write_waits else mask
 
     def watch(self, sel: selectors.BaseSelector, max_outbuf: int) -> None:
         """Register (or modify, or unregister) the socket with `sel` for the

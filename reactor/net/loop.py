@@ -8,6 +8,12 @@ reactor/net/wakeup.py's, a connection's output queue and slow-consumer
 judgement reactor/net/outqueue.py's. Must not: run a chat command, take a
 named lock, or block. The chat side talks to it only through `post()`.
 
+Two I/O models run here: the reactor and its worker pool (`--model
+reactor`), and the same loop running every batch itself (`--model inline`,
+one thread as Redis or Node run): the pass's batches go to the pool in one
+`Dispatch.submit`, or run here in one `Dispatch.run_all` whose posted
+actions are applied at once.
+
 One pass of the loop: wait for events; read what is readable (lines become
 queued commands); apply the actions workers posted, in order; fire due
 timers; hand every idle connection with queued commands to the pool as one
@@ -23,6 +29,7 @@ import logging
 import selectors
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Sequence
 
@@ -30,7 +37,7 @@ from reactor import actions as act
 from reactor import limits
 from reactor.config import Config
 from reactor.frontend import Dispatch
-from reactor.kinds import ByeReason, Mode
+from reactor.kinds import ByeReason, Mode, Model
 from reactor.net.addresses import AddressLimits
 from reactor.net.connection import Connection, Life
 from reactor.net.listener import Listener
@@ -63,7 +70,10 @@ class Reactor:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config
-        self.name = f"reactor + {config.workers} workers"
+        self._inline = config.model is Model.INLINE
+        self.name = "inline reactor" if self._inline else f"reactor + {config.workers} workers"
+        self._thread = 0  # the ident of the thread in `run`
+        self._local: list[act.Action] = []  # posted by that thread, not yet applied
         self.tls = tls  # None for plain TCP
         self.dispatch = dispatch
         self.tracer = tracer
@@ -96,8 +106,13 @@ class Reactor:
         return self._listener.address
 
     def post(self, actions: Sequence[act.Action]) -> None:
-        """Hand actions to the loop; safe from any thread."""
-        self._wakeup.post(actions)
+        """Hand actions to the loop; safe from any thread. The loop's own
+        thread (running batches inline) queues them with no wake-up: they
+        are applied as soon as its batches have run."""
+        if threading.get_ident() == self._thread:
+            self._local += actions
+        else:
+            self._wakeup.post(actions)
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown; safe from any thread or a signal handler."""
@@ -112,6 +127,7 @@ class Reactor:
 
     def run(self) -> None:
         """Serve until a requested stop has finished."""
+        self._thread = threading.get_ident()
         self.tracer.thread_start()
         while True:
             paused = self._listener.paused_until if self._listener is not None else 0.0
@@ -129,13 +145,25 @@ class Reactor:
         self._close_all()
 
     def _schedule(self) -> None:
+        """Hand every idle connection's queued items to the chat side, all
+        in one call: to the pool, or run here (`--model inline`)."""
+        batches = []
         for conn in self._ready:
             if conn.pending and not conn.running:
-                items, conn.pending = conn.pending, []
+                batches.append((conn.session, conn.pending))
+                conn.pending = []
                 conn.batch_started()
-                self.dispatch.submit(conn.session, items)
                 self._update_mask(conn)  # reading may resume
         self._ready.clear()
+        if not batches:
+            return
+        if not self._inline:
+            self.dispatch.submit(batches)
+            return
+        self.dispatch.run_all(batches)
+        local, self._local = self._local, []
+        for action in local:
+            self._apply(action)
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()

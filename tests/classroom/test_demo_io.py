@@ -39,7 +39,7 @@ def test_demo_slow_consumer_is_dropped_and_loses_nothing(tmp_path, capsys):
     assert "bye slow_consumer" in lines[0] and "lost 0" in lines[2]
 
 
-def test_demo_threads_vs_reactor_measures_both_models(tmp_path, capsys):
+def test_demo_threads_vs_reactor_measures_every_io_model(tmp_path, capsys):
     summary, lines = run_demo("threads-vs-reactor", tmp_path, capsys)
     for name in ("io_models.png", "README.md", "idle.png", "private.png", "latency.png"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -4,6 +4,7 @@ real server (exact accounting, every error counted, bounded failures)."""
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import signal
 import socket
@@ -17,7 +18,7 @@ from harness import ServerProcess
 from loadgen import users as loadusers
 from loadgen import wire as loadwire
 from loadgen.run import LoadError, LoadSpec, _Procs, main, percentiles, run
-from loadgen.wire import OK, BadLine, Bye, Crowd, Reply, UserState, parse_line
+from loadgen.wire import ACK_DELAY, OK, BadLine, Bye, Crowd, Reply, UserState, parse_line
 
 SHORT = {"duration": 1.5, "warmup": 0.2, "drain": 5.0, "procs": 2}
 
@@ -511,3 +512,43 @@ def test_procs_stop_closes_the_parent_pipe_ends(server):
     procs = _Procs(spec_for(server, "pp", clients=20), socket.AF_INET, server.addr, 2)
     procs.stop()  # while they log in
     assert len(procs.pipes) == 2 and all(pipe.closed for pipe in procs.pipes)
+
+
+def message_lines(first: int, n: int) -> bytes:
+    return b"".join(
+        b'{"type":"message","id":%d,"from":"t1","to":"t0","text":"1.0 x"}\n' % i
+        for i in range(first, first + n)
+    )
+
+
+def test_crowd_acks_like_the_client_every_20_messages_or_200_ms():
+    c = crowd()
+    logged_in(c)
+    user = c.users[0]
+    c.received(user, message_lines(1, 45), 1.0)  # at 20 and 40, as each arrives
+    assert bytes(user.out) == b"/ack 20\n/ack 40\n"
+    assert c.next_ack() == 1.0 + ACK_DELAY  # set by message 1, still running
+    user.out.clear()
+    c.timed_acks(1.1)
+    assert bytes(user.out) == b""
+    c.timed_acks(1.0 + ACK_DELAY)
+    assert bytes(user.out) == b"/ack 45\n" and c.next_ack() == math.inf
+    user.out.clear()
+    c.received(user, message_lines(46, 1), 2.0)  # a lone message: acked 200 ms later
+    c.timed_acks(2.0 + ACK_DELAY)
+    assert bytes(user.out) == b"/ack 46\n"
+
+
+def test_crowd_counts_busy_logins_as_retries_and_logs_in_again():
+    c = crowd(password="pw")
+    user = c.users[0]
+    c.connected(user)
+    user.out.clear()
+    busy = b'{"type":"error","cmd":"%s","code":"busy","message":"server busy"}\n'
+    c.received(user, b'{"type":"ok","cmd":"mode"}\n' + busy % b"register", 0.0)
+    failed = b'{"type":"error","cmd":"login","code":"auth_failed","message":"x"}\n'
+    c.received(user, failed, 0.0)  # the register behind it never ran: not an error
+    assert bytes(user.out) == b"/register t0 pw\n/login t0 pw\n"
+    assert c.tally.retried == 1 and c.tally.errors == {}
+    c.received(user, b'{"type":"ok","cmd":"register"}\n{"type":"ok","cmd":"login"}\n', 0.0)
+    assert user.state is UserState.READY

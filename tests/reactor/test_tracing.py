@@ -85,7 +85,7 @@ def test_trace_is_well_formed_and_matches_stats(start_server, tmp_path, locking,
     header, events = read_trace(trace)
     assert header["type"] == "header" and header["version"] == 1
     assert header["clock"] == "monotonic_ns" and header["locking"] == locking
-    assert header["workers"] == 4 and header["sample"] == 1.0
+    assert header["workers"] == (0 if model == "inline" else 4) and header["sample"] == 1.0
     assert all({"ts", "tid", "thread", "ev"} <= e.keys() for e in events)
     check_well_formed(events)
     # Every task was queued, then ran (commits are queued by their worker).
@@ -95,11 +95,14 @@ def test_trace_is_well_formed_and_matches_stats(start_server, tmp_path, locking,
     assert all(queued[t]["ts"] <= started[t]["ts"] for t in queued)
     assert "commit" in {e["cmd"] for e in started.values()}
     # Every thread is announced and closed: the reactor and all 4 workers,
-    # or the accepting thread and one thread per connection.
+    # the inline reactor alone, or the accepting thread and one thread per
+    # connection.
     opened = {e["thread"] for e in events if e["ev"] == "thread_start"}
     closed = {e["thread"] for e in events if e["ev"] == "thread_end"}
     if model == "reactor":
         expected = {"MainThread", "worker-0", "worker-1", "worker-2", "worker-3"}
+    elif model == "inline":
+        expected = {"MainThread"}
     else:
         expected = {"MainThread"} | {f"conn-{i + 1}" for i in range(len(clients))}
     assert expected <= opened == closed
