@@ -1,7 +1,10 @@
 """Fixtures: real servers on free loopback ports, under both locking
-strategies and both I/O models (the reactor, and a thread per client)."""
+strategies and the three I/O models (the reactor and its pool, the inline
+loop, a thread per client)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -9,6 +12,27 @@ from harness import ServerProcess
 
 LOCKINGS = ["global", "fine"]
 MODELS = ["reactor", "threaded", "inline"]
+#: `make test` runs a test that takes both a model and a locking strategy
+#: under every model with `global`, and `fine` with the reactor (locking
+#: is the chat side's, the same code under every model); `make test-all`
+#: runs that, then the other pairs alone (CHAT_MATRIX=rest).
+QUICK_PAIRS = {("reactor", "global"), ("reactor", "fine"), ("threaded", "global"),
+               ("inline", "global")}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Leave out the model × locking pairs outside QUICK_PAIRS; with
+    CHAT_MATRIX=rest, keep only those pairs instead."""
+    rest = os.environ.get("CHAT_MATRIX") == "rest"
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        pair = (params.get("model"), params.get("locking"))
+        quick = None in pair or pair in QUICK_PAIRS
+        (keep if quick != rest else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", params=LOCKINGS)
