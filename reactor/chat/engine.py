@@ -15,12 +15,13 @@ reactor/frontend.py `Dispatch`.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import cast
 
 from reactor import limits
-from reactor.actions import Action, Item
+from reactor.actions import Action, Done, Item
 from reactor.chat.batches import Batch, item_name, run_batch, run_batches
 from reactor.chat.commands import Chat
 from reactor.chat.pool import Pool
@@ -31,6 +32,8 @@ from reactor.protocol import BadLine, Command
 from reactor.stats import PoolStatistics
 from reactor.sync.tasks import Task
 from reactor.tracing.hooks import TraceHooks
+
+log = logging.getLogger("reactor.chat.engine")
 
 _BUSY = "server busy: too many logins at once; retry in a moment"
 
@@ -97,8 +100,13 @@ class Engine:
                 self.run(state, items)
             else:
                 job.append((state, items, self._tasks(state, items)))
-        if job:
+        if not job:
+            return
+        try:
             run_batches(self.chat, self._post, self._tracer, job)
+        except Exception:  # the loop must outlive any bug in a batch, as a worker does
+            log.exception("batch for connections %s failed", [b[0].conn_id for b in job])
+            self._post([Done(b[0].conn_id) for b in job])
 
     def run(self, session: Session, items: Sequence[Item], *, done: bool = True) -> None:
         """Run a batch in the calling thread; `done=False` posts no `Done`

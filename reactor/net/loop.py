@@ -6,7 +6,8 @@ scheduling of each connection's commands on the pool, one batch at a time
 per connection. Accepting is reactor/net/listener.py's, the wake-up channel
 reactor/net/wakeup.py's, a connection's output queue and slow-consumer
 judgement reactor/net/outqueue.py's. Must not: run a chat command, take a
-named lock, or block. The chat side talks to it only through `post()`.
+named lock, or block, other than through `Dispatch.run_all` under `--model
+inline`. The chat side talks to it only through `post()`.
 
 Two I/O models run here: the reactor and its worker pool (`--model
 reactor`), and the same loop running every batch itself (`--model inline`,
