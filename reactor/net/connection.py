@@ -5,9 +5,10 @@ registration with the selector, intake
 (framing and the rate limit, reactor/net/intake.py), queued work, output
 queue (reactor/net/outqueue.py), and its life cycle: one `Life` flags word
 (Redis keeps one flags word per client the same way) changed only by the
-transition methods below. Must not: be read or written by any thread but
-the reactor's; workers see only `session`, and only while they run this
-connection's batch.
+transition methods below, and the steps of a lingering close
+(`close_step`, which says what the loop must do next). Must not: be read
+or written by any thread but the reactor's; workers see only `session`,
+and only while they run this connection's batch.
 
 Life cycle::
 
@@ -54,6 +55,15 @@ class Life(enum.Flag):
     BYE_SENT = enum.auto()  # a bye is queued: nothing more is written
     DRAINING = enum.auto()  # we sent FIN; discarding input until the peer's
     LOGIN_EXPIRED = enum.auto()  # the login timer fired while a batch ran
+
+
+class Closing(enum.Enum):
+    """What the loop does after `Connection.close_step`."""
+
+    WAIT = 0  # nothing yet
+    DROP = 1  # close the socket now
+    DRAINING = 2  # our FIN is out: watch the socket anew
+    GONE = 3  # closed and idle: forget the connection
 
 
 class Connection:
@@ -115,6 +125,29 @@ class Connection:
     def start_draining(self) -> None:
         """Our FIN is sent: discard input until the peer's."""
         self.life |= Life.DRAINING
+
+    def close_step(self) -> Closing:
+        """Take the next step of closing, if one is due, and say what the
+        loop must do: close the socket now, watch it anew (our FIN went out),
+        forget the connection (closed and idle), or nothing yet."""
+        idle = self.bye_sent or (not self.pending and not self.running)
+        if self.sock is not None and self.closing and not len(self.out) and idle:
+            if Life.PEER_EOF in self.life:
+                return Closing.DROP
+            if Life.DRAINING in self.life:
+                return Closing.WAIT
+            # Lingering close: FIN after our last byte, then discard input
+            # till the peer closes (or the linger timer): an RST (close with
+            # unread input) can destroy the `bye` still in flight.
+            self.start_draining()
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                return Closing.DROP
+            return Closing.DRAINING
+        if self.sock is None and not self.running and not self.pending:
+            return Closing.GONE
+        return Closing.WAIT
 
     # --- reading the life cycle -------------------------------------------------------
 

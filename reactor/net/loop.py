@@ -3,17 +3,13 @@
 Owns: the selector and every client connection (non-blocking read and
 write), timers (login timeout, close linger), graceful shutdown, and the
 scheduling of each connection's commands on the pool, one batch at a time
-per connection. Accepting is reactor/net/listener.py's, the wake-up channel
-reactor/net/wakeup.py's, a connection's output queue and slow-consumer
-judgement reactor/net/outqueue.py's. Must not: run a chat command, take a
-named lock, or block, other than through `Dispatch.run_all` under `--model
-inline`. The chat side talks to it only through `post()`.
-
-Two I/O models run here: the reactor and its worker pool (`--model
-reactor`), and the same loop running every batch itself (`--model inline`,
-one thread as Redis or Node run): the pass's batches go to the pool in one
-`Dispatch.submit`, or run here in one `Dispatch.run_all` whose posted
-actions are applied at once.
+per connection. Accepting is reactor/net/listener.py's, the hand-off to
+the pool (or, `--model inline`, to this thread) and back
+reactor/net/handoff.py's, a connection's output queue and slow-consumer
+judgement reactor/net/outqueue.py's, the stop's phases
+reactor/net/shutdown.py's. Must not: run a chat command, take a named lock,
+or block, other than inline through the hand-off. The chat side talks to it
+only through `post()`.
 
 One pass of the loop: wait for events; read what is readable (lines become
 queued commands); apply the actions workers posted, in order; fire due
@@ -30,7 +26,6 @@ import logging
 import selectors
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Sequence
 
@@ -40,10 +35,11 @@ from reactor.config import Config
 from reactor.frontend import Dispatch
 from reactor.kinds import ByeReason, Mode, Model
 from reactor.net.addresses import AddressLimits
-from reactor.net.connection import Connection, Life
+from reactor.net.connection import Closing, Connection, Life
+from reactor.net.handoff import Handoff
 from reactor.net.listener import Listener
+from reactor.net.shutdown import Shutdown
 from reactor.net.timers import Timers
-from reactor.net.wakeup import Wakeup
 from reactor.protocol import WELCOME
 from reactor.stats import ConnectionStatistics, FrontStatistics
 from reactor.tracing.hooks import NULL_TRACE, TraceHooks
@@ -71,10 +67,9 @@ class Reactor:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config
-        self._inline = config.model is Model.INLINE
-        self.name = "inline reactor" if self._inline else f"reactor + {config.workers} workers"
-        self._thread = 0  # the ident of the thread in `run`
-        self._local: list[act.Action] = []  # posted by that thread, not yet applied
+        inline = config.model is Model.INLINE
+        self.name = "inline reactor" if inline else f"reactor + {config.workers} workers"
+        self._handoff = Handoff(dispatch, inline)
         self.tls = tls  # None for plain TCP
         self.dispatch = dispatch
         self.tracer = tracer
@@ -83,18 +78,15 @@ class Reactor:
         self._conns: dict[int, Connection] = {}
         self._next_id = 1
         self._timers: Timers[tuple[int, _Timer]] = Timers()
-        self._wakeup: Wakeup[act.Action] = Wakeup()
         self._dirty: set[Connection] = set()
         self._ready: set[Connection] = set()
         self._listener: Listener | None = None
         self._open = 0  # open client sockets (closed ones may still have work)
         self._accepted = self._slow_consumers = self._rejected_full = 0
-        self._bye_at = 0.0
         self._stop_requested = False
-        self._stopping_since: float | None = None
-        self._said_bye = False
+        self._stopping: Shutdown | None = None
         self._addresses = AddressLimits.for_config(config)
-        self._sel.register(self._wakeup, READ, self._on_wake)
+        self._sel.register(self._handoff.wakeup, READ, self._on_wake)
 
     # --- set-up and shutdown -------------------------------------------------------
 
@@ -107,28 +99,23 @@ class Reactor:
         return self._listener.address
 
     def post(self, actions: Sequence[act.Action]) -> None:
-        """Hand actions to the loop; safe from any thread. The loop's own
-        thread (running batches inline) queues them with no wake-up: they
-        are applied as soon as its batches have run."""
-        if threading.get_ident() == self._thread:
-            self._local += actions
-        else:
-            self._wakeup.post(actions)
+        """Hand actions to the loop; safe from any thread."""
+        self._handoff.post(actions)
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown; safe from any thread or a signal handler."""
         self._stop_requested = True
-        self._wakeup.wake()
+        self._handoff.wakeup.wake()
 
     def _on_wake(self, mask: int) -> None:
-        for action in self._wakeup.drain():
+        for action in self._handoff.drain():
             self._apply(action)
 
     # --- the loop -------------------------------------------------------------------
 
     def run(self) -> None:
         """Serve until a requested stop has finished."""
-        self._thread = threading.get_ident()
+        self._handoff.own()
         self.tracer.thread_start()
         while True:
             paused = self._listener.paused_until if self._listener is not None else 0.0
@@ -156,15 +143,9 @@ class Reactor:
                 conn.batch_started()
                 self._update_mask(conn)  # reading may resume
         self._ready.clear()
-        if not batches:
-            return
-        if not self._inline:
-            self.dispatch.submit(batches)
-            return
-        self.dispatch.run_all(batches)
-        local, self._local = self._local, []
-        for action in local:
-            self._apply(action)
+        if batches:
+            for action in self._handoff.hand(batches):
+                self._apply(action)
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
@@ -347,24 +328,12 @@ class Reactor:
 
     def _maybe_close(self, conn: Connection) -> None:
         """Close once a closing connection has nothing left to send or run."""
-        idle = conn.bye_sent or (not conn.pending and not conn.running)
-        if conn.sock is not None and conn.closing and not len(conn.out) and idle:
-            if Life.PEER_EOF in conn.life:
-                self._drop(conn)
-                return
-            if Life.DRAINING not in conn.life:
-                # Lingering close: FIN after our last byte, then discard input
-                # till the peer closes (or the linger timer): an RST (close
-                # with unread input) can destroy the `bye` still in flight.
-                conn.start_draining()
-                try:
-                    conn.sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    self._drop(conn)
-                    return
-                self._update_mask(conn)
-            return
-        if conn.sock is None and not conn.running and not conn.pending:
+        step = conn.close_step()
+        if step is Closing.DROP:
+            self._drop(conn)
+        elif step is Closing.DRAINING:
+            self._update_mask(conn)
+        elif step is Closing.GONE:
             self._conns.pop(conn.id, None)
             self._dirty.discard(conn)
 
@@ -404,10 +373,11 @@ class Reactor:
         self._say_bye(conn, ByeReason.IDLE)
 
     def _shutdown_step(self) -> bool:
-        """One pass of a graceful stop; True once the loop may end."""
+        """One pass of a graceful stop (reactor/net/shutdown.py); True once
+        the loop may end."""
         now = time.monotonic()
-        if self._stopping_since is None:
-            self._stopping_since = now
+        if self._stopping is None:
+            self._stopping = Shutdown(now)
             log.info("shutting down: answering what is in flight")
             if self._listener is not None:
                 self._listener.close()
@@ -415,24 +385,8 @@ class Reactor:
             for conn in self._conns.values():
                 conn.stop_reading()
                 self._update_mask(conn)
-        late = now - self._stopping_since > limits.SHUTDOWN_GRACE_SECONDS
-        if not self._said_bye:
-            busy = any(c.running or c.pending for c in self._conns.values() if c.sock)
-            if busy and not late:
-                return False
-            self._said_bye = True
-            for conn in list(self._conns.values()):
-                if conn.sock is not None and not conn.bye_sent:
-                    self._say_bye(conn, ByeReason.SHUTDOWN)
-            self._bye_at = now
-        # Done once every peer has closed after its bye, or, for peers that
-        # keep their end open, once every bye is on the wire and a short
-        # linger has passed (closing with unread input would send RST).
-        if all(c.sock is None for c in self._conns.values()):
-            return True
-        lingered = now - self._bye_at > limits.SHUTDOWN_LINGER_SECONDS
-        flushed = all(c.sock is None or Life.DRAINING in c.life for c in self._conns.values())
-        return late or (lingered and flushed)
+        bye = functools.partial(self._say_bye, reason=ByeReason.SHUTDOWN)
+        return self._stopping.step(now, self._conns.values(), bye)
 
     def _close_all(self) -> None:
         self._flush()
@@ -444,7 +398,7 @@ class Reactor:
     def close(self) -> None:
         """Release the selector and the wake-up pair, once no worker posts."""
         self._sel.close()
-        self._wakeup.close()
+        self._handoff.wakeup.close()
 
     def statistics(self) -> FrontStatistics:
         """Open connections, the counters and the pool (read from any thread)."""
