@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 
 from reactor.actions import Action
+from reactor.chat.checkpoint import Checkpointer
 from reactor.chat.commands import Chat
 from reactor.chat.commit import Committer
 from reactor.chat.engine import Engine
@@ -66,7 +67,8 @@ class Server:
         # threshold: long enough for the watchdog to see the cycle first.
         give_up = 4 * config.watchdog if config.watchdog > 0 else None
         self.locks = make_locking(config.locking, self.hooks, timeout=give_up)
-        self.storage = Storage(config.db)
+        self.storage = Storage(config.db, autocheckpoint=False)
+        self.checkpointer = Checkpointer(config.db)
         self.sessions = Sessions()
         self._front: Frontend | None = None
         self._engine: Engine | None = None
@@ -95,6 +97,7 @@ class Server:
         self._front = front
         self.address = front.bind()
         engine.start()
+        self.checkpointer.start()
         if self.watchdog is not None:
             self.watchdog.start()
         log.info(
@@ -119,6 +122,7 @@ class Server:
             self._front.close()
             if self.watchdog is not None:
                 self.watchdog.stop()
+            self.checkpointer.stop()
             with self.locks.hold(STORAGE):
                 self.storage.close()
             if isinstance(self.tracer, Tracer):

@@ -13,8 +13,9 @@ commit: one transaction for the writes of many commands) and reports the
 messages that became durable. If SQLite fails, the epoch is rolled back
 entire and recorded in `failed`, so every command that wrote into it learns
 its write was lost and answers `internal`: nothing is acknowledged unstored.
-Durability: WAL with synchronous=NORMAL, so a commit survives the server
-process being killed (kill -9); a power cut may lose the last commits.
+Durability: WAL with synchronous=NORMAL, so a commit survives kill -9; a
+power cut may lose the last commits. The log is checkpointed in a thread of
+its own (reactor/chat/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class Delivery:
 class Storage:
     """The chat database. Not thread-safe: hold the ``storage`` lock key."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, autocheckpoint: bool = True) -> None:
+        """`autocheckpoint=False`: a `Checkpointer` does it, never a commit."""
         self.path = path
         self._db = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False,
@@ -116,6 +118,7 @@ class Storage:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={1000 if autocheckpoint else 0}")
         self._migrate()
         # Invariant: _pending holds, in id order, the messages written in the
         # open epoch; _in_txn is True exactly while a BEGIN is not committed.
