@@ -22,3 +22,7 @@ class LockMisuse(RuntimeError):
 class LockTimeout(RuntimeError):
     """A lock was not had within its timeout (only the `inverted` demo
     strategy waits with one); the command fails with `internal`."""
+
+
+class DatabaseInUse(OSError):
+    """Another process (another server) holds the database file."""

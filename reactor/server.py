@@ -19,6 +19,7 @@ from reactor.chat.checkpoint import Checkpointer
 from reactor.chat.commands import Chat
 from reactor.chat.commit import Committer
 from reactor.chat.engine import Engine
+from reactor.chat.owner import DatabaseOwner
 from reactor.chat.sessions import Sessions
 from reactor.chat.storage import Storage
 from reactor.config import Config
@@ -43,6 +44,8 @@ class Server:
     def __init__(self, config: Config, instruments: Sequence[LockInstrument] = ()) -> None:
         """`instruments` watch the locks too, after the server's own (a test's)."""
         self.config = config
+        self.owner = DatabaseOwner(config.db)
+        self.owner.claim()  # before anything is opened: one server per database
         self.tracer: TraceHooks = NULL_TRACE
         own: list[LockInstrument] = []
         if config.trace:
@@ -125,6 +128,7 @@ class Server:
             self.checkpointer.stop()
             with self.locks.hold(STORAGE):
                 self.storage.close()
+            self.owner.release()
             if isinstance(self.tracer, Tracer):
                 self.tracer.close()
             log.info("server stopped")

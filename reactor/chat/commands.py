@@ -221,13 +221,13 @@ class Chat:
             limit = _positive_int(cmd.args[1], "limit")
         limit = min(limit, limits.HISTORY_MAX)
         target = cmd.args[0]
-        with self.locks.hold(STORAGE):
-            other = self.storage.user(target)
+        with self.locks.hold(STORAGE):  # "#name" is a group, never a user
+            other = None if target.startswith("#") else self.storage.user(target)
             if other is not None:
                 shown = other.name
                 msgs = self.storage.private_history(self._me(conn), other, limit)
             else:
-                group = self.storage.group(target)
+                group = self.storage.group(target.removeprefix("#"))
                 if group is None:
                     raise ChatError("unknown_user", f"no user or group named {target}")
                 if not self.storage.is_member(group, self._my_id(conn)):
@@ -257,7 +257,7 @@ class Chat:
     def do_group(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/group <group> <user>...: create a group with you in it, or add
         users to one you are in. Takes ``groups``, the group's key and ``storage``."""
-        name, invitees = cmd.args[0], cmd.args[1:]
+        name, invitees = cmd.args[0].removeprefix("#"), cmd.args[1:]
         if not valid_name(name):
             raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
         with self.locks.hold(GROUPS, group_key(name), STORAGE):
@@ -387,8 +387,10 @@ class _Answered(ChatError):
 
 
 def _group_name(name: str) -> str:
-    """`name` if it could be a group's; checked before its lock is made, so
-    made-up names cannot grow the lock table (reactor/sync/locks.py)."""
+    """`name`, without the "#" it may be written with, if it could be a
+    group's; checked before its lock is made, so made-up names cannot grow
+    the lock table (reactor/sync/locks.py)."""
+    name = name.removeprefix("#")
     if not valid_name(name):
         raise ChatError("unknown_group", f"no group named {name}")
     return name

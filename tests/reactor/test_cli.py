@@ -62,6 +62,23 @@ def test_port_in_use_fails_with_a_clear_error(server, tmp_path):
     assert "cannot start" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_second_server_on_the_same_database_refuses_naming_the_first(start_server, tmp_path):
+    first = start_server()
+    out = run_cli("--port", "0", "--db", str(first.db))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"in use by process {first.proc.pid}" in out.stderr, out.stderr
+    alice = account(first)  # the first is untouched
+    assert alice.ok("/whoami")["user"] == alice.name
+
+
+def test_the_database_is_free_again_once_its_server_is_killed(start_server, tmp_path):
+    first = start_server()
+    first.proc.kill()
+    first.proc.wait()
+    second = start_server(db=first.db)  # no stale lock after kill -9
+    assert account(second).ok("/whoami")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_answers_in_flight_says_bye_and_exits_0(start_server, signum):
     srv = start_server("--rate-limit", "0")

@@ -162,6 +162,20 @@ def test_history_private_and_group_oldest_first_with_limit(server):
     alice.error("/history", "bad_args")
 
 
+def test_group_names_may_be_written_with_a_hash_as_groups_lists_them(server):
+    alice, bob = account(server), account(server)
+    g = fresh_name("g")
+    assert alice.ok(f"/group #{g} {bob.name}")["group"] == g
+    gid = alice.ok(f"/sendgroup #{g} hash")["id"]
+    assert [m["id"] for m in bob.ok(f"/history #{g}")["messages"]] == [gid]
+    assert bob.ok(f"/history #{g}")["with"] == g
+    # "#name" is always a group: a user's name with a hash is not the user
+    alice.error(f"/history #{bob.name}", "unknown_user")
+    alice.error("/sendgroup #bad!name x", "unknown_group")
+    assert bob.ok(f"/leave #{g}") == {"type": "ok", "cmd": "leave", "group": g}
+    bob.error(f"/history #{g}", "not_member")
+
+
 def test_ack_accepts_known_ids_and_rejects_others(server):
     alice, bob = account(server), account(server)
     sent = alice.ok(f"/send {bob.name} hi")["id"]
