@@ -12,15 +12,13 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import ssl
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from client.connection import Account, ChatError, Connection
-
-if TYPE_CHECKING:
-    from prompt_toolkit.history import History
+from client.connection import Account, ChatError, Connection, Disconnected
+from reactor.protocol import valid_name
 
 
 def state_dir() -> Path:
@@ -29,18 +27,11 @@ def state_dir() -> Path:
     return Path(base) / "reactor-chat"
 
 
-def file_history(path: Path) -> History:
-    """The typed lines kept in the file `path` (its folder made if missing)."""
-    from prompt_toolkit.history import FileHistory
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileHistory(str(path))
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The options of `chat-client`."""
     p = argparse.ArgumentParser(prog="chat-client", description="Terminal client for reactor-chat.")
-    p.add_argument("--ip", default="127.0.0.1", help="server address")
+    p.add_argument("--ip", dest="host", default="127.0.0.1", help="server address")
+    p.add_argument("--host", dest="host", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=9000, help="server port")
     p.add_argument("--user", help="your name (asked if missing)")
     p.add_argument("--register", action="store_true", help="create the account first")
@@ -68,17 +59,42 @@ def main(argv: list[str] | None = None) -> int:
     # Logs go to a file: the terminal belongs to the prompt.
     logging.basicConfig(filename=folder / "client.log", level=args.loglevel,
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")  # fmt: skip
-    from prompt_toolkit import prompt
-
-    name = args.user or prompt("Name: ")
-    password = None
-    if not args.no_password:
-        password = os.environ.get("CHAT_PASSWORD") or prompt("Password: ", is_password=True)
-    conn = Connection(args.ip, args.port, Account(name, password, args.register), tls_context(args))
+    try:
+        name, password = _who(args)
+    except (KeyboardInterrupt, EOFError):  # Ctrl-C or Ctrl-D at a prompt: just leave
+        print(file=sys.stderr)
+        return 130
+    except ValueError as exc:
+        print(f"chat-client: {exc}", file=sys.stderr)
+        return 2
+    account = Account(name, password, args.register)
+    conn = Connection(args.host, args.port, account, tls_context(args))
     try:
         return asyncio.run(_run(conn, args, folder))
     except KeyboardInterrupt:
         return 130
+
+
+def _who(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The name and password to log in with: from the options, CHAT_PASSWORD
+    or prompts (a new account's password asked twice). ValueError says what
+    is wrong with them; Ctrl-C and Ctrl-D at a prompt come out as
+    KeyboardInterrupt and EOFError."""
+    from prompt_toolkit import prompt
+
+    name = (args.user or prompt("Name: ")).strip()
+    if not valid_name(name):
+        raise ValueError(f"{name!r} is not a valid name: 1-32 characters of A-Z a-z 0-9 _ . -")
+    if args.no_password:
+        return name, None
+    password = os.environ.get("CHAT_PASSWORD")
+    if password is None:
+        password = prompt("Password: ", is_password=True)
+        if args.register and prompt("Password again: ", is_password=True) != password:
+            raise ValueError("the two passwords differ; nothing was registered")
+    if not password or " " in password:
+        raise ValueError("a password is one word, with no spaces")
+    return name, password
 
 
 def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -95,16 +111,51 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
+#: How long the first connection and login may take before the client gives up.
+START_SECONDS = 10.0
+
+
+def start_failure(exc: BaseException, host: str, port: int, tls: bool) -> str:
+    """One line saying why the first connection failed and what to do."""
+    where = f"{host}:{port}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing is listening on {where}: is the server running (make run)? --port?"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot find the host {host!r}: {exc.strerror}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"{where}: the server's certificate is not trusted ({exc.verify_message}); "
+                "give --cafile CERT.pem (the class's certificate), or --insecure")  # fmt: skip
+    if isinstance(exc, ssl.SSLError):
+        return f"{where} does not speak TLS ({exc.reason}): drop --tls"
+    if isinstance(exc, TimeoutError):
+        return f"{where} gave no answer in {START_SECONDS:g} s: is it a chat server?"
+    if isinstance(exc, Disconnected):
+        if tls:
+            return f"{where} closed the connection without answering: is it a chat server?"
+        return (f"{where} closed the connection without answering: if the server uses TLS, "
+                "add --tls (and --cafile CERT.pem for a class certificate)")  # fmt: skip
+    if isinstance(exc, OSError):
+        return f"cannot reach {where}: {exc.strerror or exc}"
+    return f"cannot start: {exc}"
+
+
+async def _start(conn: Connection) -> None:
+    await asyncio.wait_for(conn.start(), START_SECONDS)
+
+
 async def _run(conn: Connection, args: argparse.Namespace, folder: Path) -> int:
     try:
-        await conn.start()
-    except OSError as exc:
-        print(f"chat-client: cannot reach {args.ip}:{args.port}: {exc}", file=sys.stderr)
+        await _start(conn)
+    except (OSError, Disconnected, TimeoutError) as exc:
+        await conn.close()
+        print(f"chat-client: {start_failure(exc, args.host, args.port, conn.tls is not None)}",
+              file=sys.stderr)  # fmt: skip
         return 1
     except ChatError as exc:
         await conn.close()
         if exc.code != "auth_failed" or conn.account.register or not sys.stdin.isatty():
-            print(f"chat-client: {exc}", file=sys.stderr)
+            hint = " (a new name? add --register)" if exc.code == "auth_failed" else ""
+            print(f"chat-client: {exc}{hint}", file=sys.stderr)
             return 1
         # A wrong password and an unknown name look alike: offer to register.
         from prompt_toolkit.shortcuts import create_confirm_session
@@ -113,14 +164,16 @@ async def _run(conn: Connection, args: argparse.Namespace, folder: Path) -> int:
         if not await create_confirm_session(question).prompt_async():
             return 1
         account = Account(conn.account.name, conn.account.password, True)
-        conn = Connection(args.ip, args.port, account, conn.tls)
+        conn = Connection(args.host, args.port, account, conn.tls)
         try:
-            await conn.start()
+            await _start(conn)
         except ChatError as again:
             await conn.close()
             print(f"chat-client: {again}", file=sys.stderr)
             return 1
-    history = file_history(folder / "history")
+    from client.history import LineHistory, history_for
+
+    history = LineHistory(history_for(folder, conn.user or conn.account.name))
     if args.tui:
         from client.tui import Tui
 

@@ -6,7 +6,9 @@ refreshed from `/users` and `/groups` by client/names.py. Must not: do I/O.
 prompt_toolkit's `NestedCompleter` splits on spaces and treats `/` oddly,
 so this completer reads the line itself: the first word completes command
 names; then, by command and argument position, users (online first),
-the caller's groups, or both.
+the caller's groups, or both; in a plain line, the word being typed
+completes user names. Every completion ends with the space that separates
+it from what comes next, as shells and IRC clients do.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ ARGUMENTS: dict[str, list[str | None]] = {
     "leave": ["groups"],
     "history": ["both"],
     "query": ["both"],
+    "msg": ["both"],
+    "join": ["groups"],
+    "part": ["groups"],
     "help": ["commands"],
-    "mode": ["modes"],
 }
 
 
@@ -60,14 +64,18 @@ class ChatCompleter(Completer):
     ) -> Iterator[Completion]:
         """Command words, then each argument by the command's ARGUMENTS."""
         text = document.text_before_cursor
-        if not text.startswith("/"):
-            return
         words = text.split(" ")
+        if not text.startswith("/"):  # a nick inside plain text
+            current = words[-1]
+            if current:
+                yield from self._matching(current, self._candidates("users"))
+            return
         if len(words) == 1:  # completing the command word itself
             word = words[0][1:].lower()
             for name in sorted(self.names.commands):
                 if name.startswith(word):
-                    yield Completion("/" + name, start_position=-len(words[0]),
+                    yield Completion("/" + name + " ", start_position=-len(words[0]),
+                                     display="/" + name,
                                      display_meta=self.names.commands[name])  # fmt: skip
             return
         cmd = words[0][1:].lower()
@@ -77,10 +85,14 @@ class ChatCompleter(Completer):
         position = len([w for w in words[1:-1] if w])  # arguments already typed
         kind = kinds[min(position, len(kinds) - 1)] if cmd == "group" else (
             kinds[position] if position < len(kinds) else None)  # fmt: skip
-        current = words[-1]
-        for name, meta in self._candidates(kind):
+        yield from self._matching(words[-1], self._candidates(kind))
+
+    @staticmethod
+    def _matching(current: str, candidates: Iterator[tuple[str, str]]) -> Iterator[Completion]:
+        for name, meta in candidates:
             if name.lower().startswith(current.lower()):
-                yield Completion(name, start_position=-len(current), display_meta=meta)
+                yield Completion(name + " ", start_position=-len(current), display=name,
+                                 display_meta=meta)  # fmt: skip
 
     def _candidates(self, kind: str | None) -> Iterator[tuple[str, str]]:
         if kind in ("users", "both"):
@@ -92,5 +104,3 @@ class ChatCompleter(Completer):
         if kind == "commands":
             for name in sorted(self.names.commands):
                 yield name, ""
-        if kind == "modes":
-            yield from (("json", ""), ("text", ""))

@@ -1,10 +1,13 @@
 """How a typed line becomes something to do, for every UI of the client.
 
-Owns: the client-side commands (`/query`, `/close`, `/exit`, `/quit`), how
-a plain line becomes a `/send` or `/sendgroup` to the current conversation,
-and reading a `/send` line back. Must not: import prompt_toolkit, touch the
-connection or show anything: a line and the current conversation go in,
-one frozen action comes out, and the UI carries it out.
+Owns: the client-side commands (`/query`, `/close`, `/clear`, `/exit`,
+`/quit`), the IRC habits it maps onto the server's commands (`/msg`, `/me`,
+`/join`, `/part`, `/names`), the server commands it refuses (`/mode`: the
+client owns its connection's encoding), how a plain line becomes a `/send`
+or `/sendgroup` to the current conversation, and reading a `/send` line
+back. Must not: import prompt_toolkit, touch the connection or show
+anything: a line and the current conversation go in, one frozen action
+comes out, and the UI carries it out.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ from dataclasses import dataclass
 #: The commands the REPL runs itself, with the usage the completer shows.
 REPL_COMMANDS: Mapping[str, str] = {
     "query": "/query <user-or-group>: talk to them with plain lines",
+    "clear": "/clear: clear the screen",
+    "msg": "/msg <user-or-#group> <text>: send one message (IRC's /msg)",
+    "me": "/me <action>: '* action' to the current conversation",
+    "join": "/join <group>: talk in a group of yours (as /query #group)",
+    "part": "/part [<group>]: leave a group (the current one by default)",
+    "names": "/names: every user, and who is online (as /users)",
 }
 #: The full-screen client also closes tabs.
 TUI_COMMANDS: Mapping[str, str] = {
@@ -26,6 +35,11 @@ TUI_COMMANDS: Mapping[str, str] = {
 LEAVE_WORDS = ("/exit", "/quit")
 
 _PRIVATE = re.compile(r"/send\s+(\S+)\s+(.*)", re.IGNORECASE)
+#: Why the client does not pass these on to the server.
+REFUSED: Mapping[str, str] = {
+    "/mode": "Error: this client speaks json with the server and shows it as text; "
+    "/mode is for nc sessions",
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,18 @@ class Close:
 
 
 @dataclass(frozen=True)
+class Clear:
+    """`/clear`: clear the screen (the REPL) or the current tab (the TUI)."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A line the client will not run, and why (shown as an error)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class NoConversation:
     """A plain line typed with no conversation to send it to."""
 
@@ -72,7 +98,7 @@ class Command:
     conversation: str | None = None
 
 
-Action = Blank | Leave | Query | Close | NoConversation | Command
+Action = Blank | Leave | Query | Close | Clear | Refused | NoConversation | Command
 
 
 def read_line(
@@ -101,13 +127,53 @@ def read_line(
         return Query(conversation_name(words[1], groups) if len(words) == 2 else None)
     if word == "/close" and "close" in commands:
         return Close()
+    if word == "/clear":
+        return Clear()
+    if word in REFUSED:
+        return Refused(REFUSED[word])
+    if word in _ALIASES:
+        return _alias(word, line, current, groups)
     if line.startswith("/"):
         return Command(line)
+    return _to_conversation(line, current)
+
+
+def _to_conversation(text: str, current: str | None) -> Action:
     if current is None:
-        return NoConversation(line)
+        return NoConversation(text)
     if current.startswith("#"):
-        return Command(f"/sendgroup {current[1:]} {line}", current)
-    return Command(f"/send {current} {line}", current)
+        return Command(f"/sendgroup {current[1:]} {text}", current)
+    return Command(f"/send {current} {text}", current)
+
+
+_ALIASES = ("/msg", "/me", "/join", "/part", "/names")
+
+
+def _alias(word: str, line: str, current: str | None, groups: Iterable[str]) -> Action:
+    """An IRC habit as what it means here (REPL_COMMANDS says each)."""
+    rest = line.split(" ", 1)[1].strip() if " " in line else ""
+    usage = REPL_COMMANDS[word[1:]].split(":", 1)[0]
+    if word == "/names":
+        return Command("/users")
+    if word == "/me":
+        return _to_conversation(f"* {rest}", current) if rest else Refused(f"usage: {usage}")
+    if word == "/join":
+        names = rest.split()
+        if len(names) != 1:
+            return Refused(f"usage: {usage}")
+        return Query("#" + names[0].lstrip("#"))
+    if word == "/part":
+        group = rest.split()[0] if rest else current
+        if group is None or not (rest or group.startswith("#")):
+            return Refused(f"usage: {usage}")
+        return Command(f"/leave {group.lstrip('#')}", group if group.startswith("#") else None)
+    to, _, text = rest.partition(" ")  # /msg
+    if not to or not text.strip():
+        return Refused(f"usage: {usage}")
+    where = conversation_name(to, groups)
+    if where.startswith("#"):
+        return Command(f"/sendgroup {where[1:]} {text}", where)
+    return Command(f"/send {to} {text}", to)
 
 
 def conversation_name(name: str, groups: Iterable[str]) -> str:

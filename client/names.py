@@ -16,6 +16,7 @@ from typing import Any
 
 from client.completion import Names
 from client.connection import ChatError, Connection, Disconnected
+from client.lines import REFUSED
 from reactor.protocol import COMMANDS
 
 #: Refresh the user list (who is online) at least this often.
@@ -24,9 +25,9 @@ NAMES_REFRESH_SECONDS = 30.0
 
 def names_for(client_commands: Mapping[str, str]) -> Names:
     """Names that complete the server's commands and `client_commands`
-    (a UI's own, with their usage: client/lines.py)."""
+    (a UI's own, with their usage: client/lines.py), not those it refuses."""
     names = Names()
-    names.commands.update({n: s.usage for n, s in COMMANDS.items()})
+    names.commands.update({n: s.usage for n, s in COMMANDS.items() if f"/{n}" not in REFUSED})
     names.commands.update(client_commands)
     return names
 

@@ -26,7 +26,17 @@ from client import messages
 from client.completion import ChatCompleter
 from client.connection import ChatError, Connection, Disconnected
 from client.keys import quick_escape
-from client.lines import REPL_COMMANDS, Blank, Command, Leave, NoConversation, Query, read_line
+from client.lines import (
+    REPL_COMMANDS,
+    Blank,
+    Clear,
+    Command,
+    Leave,
+    NoConversation,
+    Query,
+    Refused,
+    read_line,
+)
 from client.names import NamesFeed, names_for
 from client.style import style_factory
 from client.toolbar import repl_toolbar
@@ -122,6 +132,12 @@ class Repl:
                 return False
             case Query(name=name):
                 self._set_query(name)
+            case Clear():
+                self.session.output.erase_screen()
+                self.session.output.cursor_goto(0, 0)
+                self.session.output.flush()
+            case Refused(message=message):
+                self.show(message, "class:error")
             case NoConversation():
                 self.show(NO_CONVERSATION, "class:error")
             case Command(line=command):

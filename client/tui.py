@@ -42,11 +42,13 @@ from client.keys import quick_escape, tab_bindings
 from client.lines import (
     TUI_COMMANDS,
     Blank,
+    Clear,
     Close,
     Command,
     Leave,
     NoConversation,
     Query,
+    Refused,
     private_message,
     read_line,
 )
@@ -188,7 +190,8 @@ class Tui:
                 self.system("Error: the client failed on that line (see its log)", "class:error")
 
     async def handle(self, line: str, where: str = SYSTEM) -> bool:
-        """Run one line typed in tab `where`; False when the user leaves."""
+        """Run one line typed in tab `where`; False when the user leaves.
+        Replies and errors show in `where` as well as in the System tab."""
         groups = [*self.names.groups, *self.conn.groups]
         current = None if where == SYSTEM else where
         match read_line(line, current, groups, TUI_COMMANDS):
@@ -199,24 +202,25 @@ class Tui:
             case Query(name=None):
                 self.switch(SYSTEM)
             case Query(name=str(name)):
-                self.switch((self._find(name) or self._open(name)).name)
+                self.switch((self._find(name) or self._open(name, back=where)).name)
             case Close():
                 self._close(self._find(where))
+            case Clear():
+                self._tab_or_system(where).lines.clear()
+                self.app.invalidate()
+            case Refused(message=message):
+                self._say(where, message, "class:error")
             case NoConversation():
                 self.system(NO_CONVERSATION, "class:error")
-            case Command(line=command, conversation=conversation):
-                await self._command(command, conversation)
+            case Command(line=command):
+                await self._command(command, where)
         return True
 
-    async def _command(self, line: str, conversation: str | None) -> None:
+    async def _command(self, line: str, where: str) -> None:
         try:
             reply = await self.conn.call(line)
         except (ChatError, Disconnected) as exc:
-            text = messages.failure_text(exc)
-            self.system(text, "class:error")
-            tab = self._find(conversation) if conversation else None
-            if tab is not None:
-                self._append(tab, [("class:error", text)])
+            self._say(where, messages.failure_text(exc), "class:error")
             return
         cmd, private = reply["cmd"], private_message(line)
         if cmd == "send" and private:  # the sender gets no event for a private message
@@ -224,9 +228,21 @@ class Tui:
             self._live({"id": reply["id"], "from": me, "to": to, "group": None, "text": text,
                         "ts": time.time()}, own=True)  # fmt: skip
         elif cmd != "sendgroup":  # group messages come back to the sender as events
-            self.system(messages.reply_text(reply))
+            self._say(where, messages.reply_text(reply))
         if cmd in messages.CHANGES_NAMES:
             self.feed.want()
+
+    def _say(self, where: str, text: str, style: str = "class:system") -> None:
+        """`text` in the System tab and, if the line was typed in another
+        tab that is still open, there too: where the user is looking."""
+        self.system(text, style)
+        tab = self._find(where)
+        if tab is not None and tab is not self._tabs[0]:
+            clock = time.strftime("%H:%M")
+            self._append(tab, [("class:clock", f"{clock} "), (style, text)])
+
+    def _tab_or_system(self, name: str) -> Tab:
+        return self._find(name) or self._tabs[0]
 
     # --- what the server says ---------------------------------------------------------------
 
@@ -296,31 +312,37 @@ class Tui:
             raise KeyError(f"no tab named {name!r}; the tabs are {self.tabs}")
         return tab
 
-    def _open(self, name: str) -> Tab:
+    def _open(self, name: str, back: str = SYSTEM) -> Tab:
+        """A new tab for `name`, its history loading; if there is nobody by
+        that name the tab closes and the view goes `back` where it was."""
         tab = Tab(name)
         self._tabs.append(tab)
-        task = asyncio.create_task(self._load_history(tab))
+        task = asyncio.create_task(self._load_history(tab, back))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self.app.invalidate()
         return tab
 
-    def _close(self, tab: Tab | None) -> None:
+    def _close(self, tab: Tab | None, back: str | None = None) -> None:
         if tab is None or tab is self._tabs[0]:
             return self.system("Error: /close closes a conversation's tab", "class:error")
         if tab is self._current:
-            self.step(-1)
+            there = self._find(back) if back else None
+            if there is not None and there is not tab:
+                self.switch(there.name)
+            else:
+                self.step(-1)
         self._tabs.remove(tab)
         self.app.invalidate()
 
-    async def _load_history(self, tab: Tab) -> None:
+    async def _load_history(self, tab: Tab, back: str = SYSTEM) -> None:
         history: list[dict[str, Any]] = []
         try:
             reply = await self.conn.call(f"/history {tab.name.lstrip('#')}")
         except ChatError as exc:
             self.system(messages.failure_text(exc), "class:error")
             if not tab.pending:  # nobody by that name (a /query typo): no tab
-                return self._close(tab)
+                return self._close(tab, back)
         except Disconnected:
             self.system("Error: not connected; no history for " + tab.name, "class:error")
         else:

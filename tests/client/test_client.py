@@ -14,6 +14,7 @@ from prompt_toolkit.output import DummyOutput
 
 from client.completion import ChatCompleter, Names
 from client.connection import Account, Connection
+from client.history import LineHistory, history_for
 from client.lines import REPL_COMMANDS
 from client.names import names_for
 from client.repl import Repl
@@ -34,30 +35,49 @@ def names():
     return n
 
 
-def test_completer_commands(names):
-    assert completions(names, "/se") == ["/send", "/sendgroup"]
-    assert completions(names, "/q") == ["/query"]
-    assert "/help" in completions(names, "/")
-    assert completions(names, "hello") == []
+def test_completer_commands_end_with_the_separator(names):
+    assert completions(names, "/se") == ["/send ", "/sendgroup "]
+    assert completions(names, "/q") == ["/query "]
+    assert "/help " in completions(names, "/")
+    assert "/mode " not in completions(names, "/")  # the client refuses /mode
+    assert {"/msg ", "/me ", "/join ", "/part ", "/names ", "/clear "} <= set(
+        completions(names, "/")
+    )
 
 
 def test_completer_users_online_first(names):
-    assert completions(names, "/send ") == ["Alice", "bea", "bob"]
-    assert completions(names, "/send b") == ["bea", "bob"]
-    assert completions(names, "/SEND B") == ["bea", "bob"]
+    assert completions(names, "/send ") == ["Alice ", "bea ", "bob "]
+    assert completions(names, "/send b") == ["bea ", "bob "]
+    assert completions(names, "/SEND B") == ["bea ", "bob "]
     assert completions(names, "/send bob ") == []  # the text is not completed
 
 
+def test_completing_then_typing_keeps_the_words_apart(names):
+    doc = Document("/send e", 7)
+    names.set_users([{"name": "erin", "online": True}])
+    (only,) = ChatCompleter(names).get_completions(doc, CompleteEvent())
+    line = doc.text[: len(doc.text) + only.start_position] + only.text + "hi"
+    assert line == "/send erin hi"
+
+
+def test_completer_nicks_inside_plain_text(names):
+    assert completions(names, "hello a") == ["Alice "]
+    assert completions(names, "B") == ["bea ", "bob "]
+    assert completions(names, "hello ") == []  # nothing typed yet: no list
+
+
 def test_completer_groups_and_both(names):
-    assert completions(names, "/sendgroup ") == ["books", "os2"]
-    assert completions(names, "/leave o") == ["os2"]
-    assert completions(names, "/history b") == ["bea", "bob", "books"]
-    assert completions(names, "/query ") == ["Alice", "bea", "bob", "books", "os2"]
-    assert completions(names, "/group ") == ["books", "os2"]
-    assert completions(names, "/group os2 ") == ["Alice", "bea", "bob"]
-    assert completions(names, "/group os2 bob a") == ["Alice"]
-    assert completions(names, "/help se") == ["send", "sendgroup"]
-    assert completions(names, "/mode j") == ["json"]
+    assert completions(names, "/sendgroup ") == ["books ", "os2 "]
+    assert completions(names, "/leave o") == ["os2 "]
+    assert completions(names, "/history b") == ["bea ", "bob ", "books "]
+    assert completions(names, "/query ") == ["Alice ", "bea ", "bob ", "books ", "os2 "]
+    assert completions(names, "/query o") == ["os2 "]
+    assert completions(names, "/join ") == ["books ", "os2 "]
+    assert completions(names, "/msg a") == ["Alice "]
+    assert completions(names, "/group ") == ["books ", "os2 "]
+    assert completions(names, "/group os2 ") == ["Alice ", "bea ", "bob "]
+    assert completions(names, "/group os2 bob a") == ["Alice "]
+    assert completions(names, "/help se") == ["send ", "sendgroup "]
     assert completions(names, "/ping ") == []
 
 
@@ -120,6 +140,68 @@ def test_repl_errors_are_shown_and_nothing_is_sent(srv):
     errors = [s for s in repl.shown if s.startswith("Error")]
     assert len(errors) == 3
     assert "unknown_user" in errors[1] and "unknown_command" in errors[2]
+
+
+def test_repl_mode_text_is_refused_and_the_client_keeps_answering(srv):
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+
+    def answered(repl):
+        return any(f"You are {name}" in s for s in repl.shown)
+
+    repl = asyncio.run(run_repl(srv, name, ["/mode text", "/whoami"], done=answered))
+    assert any(s.startswith("Error") and "/mode is for nc" in s for s in repl.shown)
+
+
+def test_repl_irc_habits_reach_the_server_as_its_commands(srv):
+    bob = account(srv)
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    g = fresh_name("g")
+    bob.ok(f"/group {g} {name}")
+
+    async def scenario():
+        lines = [f"/msg {bob.name} via msg", f"/query {bob.name}", "/me waves", "/names",
+                 f"/part #{g}", "/msg"]  # fmt: skip
+
+        def done(repl):
+            return any(s.startswith("usage: /msg") or "usage: /msg" in s for s in repl.shown)
+
+        task = asyncio.create_task(run_repl(srv, name, lines, done=done))
+        loop = asyncio.get_running_loop()
+        got = await loop.run_in_executor(None, bob.messages, 2)
+        return got, await task
+
+    got, repl = asyncio.run(scenario())
+    assert [m["text"] for m in got] == ["via msg", "* waves"]
+    assert any(bob.name in s and "online" in s.lower() for s in repl.shown)  # /names: /users
+    assert all(grp["name"] != g for grp in bob.ok("/groups")["groups"] if name in grp["members"])
+
+
+def test_repl_never_stores_a_password_and_keeps_history_per_user(srv, tmp_path):
+    name, other = fresh_name(), fresh_name("Zed")
+    srv.client().ok(f"/register {name} pw")
+    path = history_for(tmp_path, name)
+
+    async def scenario():
+        conn = Connection(*srv.addr, Account(name, "pw"))
+        await conn.start()
+        with create_pipe_input() as pipe:
+            repl = Repl(conn, history=LineHistory(path), input=pipe, output=DummyOutput())
+            task = asyncio.create_task(repl.run())
+            pipe.send_text(f"/register {other} topsecret\r  /LOGIN {other} topsecret\r/whoami\r")
+            await until(lambda: any(f"You are {name}" in s for s in repl.shown))
+            strings = list(repl.session.history.get_strings())
+            pipe.send_text("/exit\r")
+            await asyncio.wait_for(task, 10)
+            return strings
+
+    strings = asyncio.run(scenario())
+    assert strings == ["/whoami"]  # nor kept for the up arrow
+    stored = path.read_text()
+    assert "/whoami" in stored and "topsecret" not in stored
+    assert history_for(tmp_path, other) != path
+    assert history_for(tmp_path, name.upper()) == path
 
 
 def test_repl_unread_counts_and_query_clears_them(srv):

@@ -89,3 +89,43 @@ def test_tmux_repl_completes_and_chats(srv, tmp_path):
         assert users[alice] is False
     finally:
         term.close()
+
+
+def client_then_status(port: int, *args: str) -> list[str]:
+    """`chat-client` then its exit status on the screen, the pane kept open."""
+    cmd = [sys.executable, "-m", "client.cli", "--port", str(port), *args]
+    return [*cmd, ";", "echo", "EXIT=$?", ";", "sleep", "60"]
+
+
+def test_tmux_register_asks_the_password_twice(srv, tmp_path):
+    name = fresh_name()
+    env = {"TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
+    term = Tmux(f"chat-{os.getpid()}-{name}", client_then_status(srv.addr[1], "--user", name,
+                                                                "--register"), env)  # fmt: skip
+    try:
+        term.wait_for("Password:")
+        term.keys("first", "Enter")
+        term.wait_for("Password again:")
+        term.keys("second", "Enter")
+        screen = term.wait_for("EXIT=")
+        assert "the two passwords differ; nothing was registered" in screen
+        assert "EXIT=2" in screen and "Traceback" not in screen
+    finally:
+        term.close()
+    assert name not in {u["name"] for u in account(srv).ok("/users")["users"]}
+
+
+@pytest.mark.parametrize("key", ["C-c", "C-d"])
+def test_tmux_ctrl_c_or_d_at_the_password_prompt_ends_quietly(srv, tmp_path, key):
+    env = {"TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
+    name = fresh_name()
+    term = Tmux(f"chat-{os.getpid()}-{name}", client_then_status(srv.addr[1], "--user", name),
+                env)  # fmt: skip
+    try:
+        term.wait_for("Password:")
+        term.keys(key)
+        screen = term.wait_for("EXIT=")
+        assert "EXIT=130" in screen
+        assert "Traceback" not in screen and "Error" not in screen
+    finally:
+        term.close()

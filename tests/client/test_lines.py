@@ -8,11 +8,13 @@ from client.lines import (
     REPL_COMMANDS,
     TUI_COMMANDS,
     Blank,
+    Clear,
     Close,
     Command,
     Leave,
     NoConversation,
     Query,
+    Refused,
     conversation_name,
     private_message,
     read_line,
@@ -67,8 +69,8 @@ def test_read_line_close_is_the_tui_s_command_only():
 
 
 def test_read_line_commands_carry_their_usage():
-    assert set(REPL_COMMANDS) == {"query"}
-    assert set(TUI_COMMANDS) == {"query", "close"}
+    assert set(REPL_COMMANDS) == {"query", "clear", "msg", "me", "join", "part", "names"}
+    assert set(TUI_COMMANDS) == set(REPL_COMMANDS) | {"close"}
     assert all(usage.startswith("/") for usage in TUI_COMMANDS.values())
 
 
@@ -83,3 +85,38 @@ def test_private_message_reads_a_send_line():
     assert private_message("/sendgroup g hi") is None
     assert private_message("/send bob") is None
     assert private_message("hello") is None
+
+
+@pytest.mark.parametrize("line", ["/mode text", "/MODE json", "/mode"])
+def test_read_line_mode_is_refused_with_the_reason(line):
+    for commands in (REPL_COMMANDS, TUI_COMMANDS):
+        action = read_line(line, "bob", commands=commands)
+        assert isinstance(action, Refused) and "/mode is for nc" in action.message
+
+
+def test_read_line_irc_habits_map_to_what_they_mean_here():
+    assert read_line("/msg bob hi there", None) == Command("/send bob hi there", "bob")
+    assert read_line("/msg #os2 hi", None) == Command("/sendgroup os2 hi", "#os2")
+    assert read_line("/msg os2 hi", None, groups=["os2"]) == Command("/sendgroup os2 hi", "#os2")
+    assert read_line("/me waves", "bob") == Command("/send bob * waves", "bob")
+    assert read_line("/me waves", "#os2") == Command("/sendgroup os2 * waves", "#os2")
+    assert read_line("/join os2", None) == Query("#os2")
+    assert read_line("/join #os2", "bob") == Query("#os2")
+    assert read_line("/part", "#os2") == Command("/leave os2", "#os2")
+    assert read_line("/part #books", "bob") == Command("/leave books", "#books")
+    assert read_line("/names", None) == Command("/users")
+    assert read_line("/clear", "bob") == Clear()
+
+
+@pytest.mark.parametrize(
+    ("line", "current"),
+    [("/msg", None), ("/msg bob", None), ("/msg bob   ", "x"), ("/me", "bob"),
+     ("/join", None), ("/join a b", None), ("/part", None), ("/part", "bob")],
+)  # fmt: skip
+def test_read_line_irc_habits_without_their_arguments_say_their_usage(line, current):
+    action = read_line(line, current)
+    assert isinstance(action, Refused) and action.message.startswith("usage: /")
+
+
+def test_read_line_me_with_no_conversation_is_an_error():
+    assert read_line("/me waves", None) == NoConversation("* waves")

@@ -22,6 +22,11 @@ PAGE_UP, PAGE_DOWN = "\x1b[5~", "\x1b[6~"
 CTRL_C, CTRL_D = "\x03", "\x04"
 
 
+def errors(tui: Tui) -> int:
+    """How many error lines the System tab shows."""
+    return sum("Error" in line or "usage: " in line for line in tui.lines(SYSTEM))
+
+
 def messages(tui: Tui, tab: str) -> list[str]:
     """The texts of the message lines of a tab (`12:01 <bob> hi` -> `hi`)."""
     return [line.split("> ", 1)[1] for line in tui.lines(tab) if "> " in line]
@@ -244,6 +249,58 @@ def test_tui_query_of_nobody_opens_no_tab(srv):
             s.pipe.send_text("/query nobody_here\r")
             await until(lambda: any("unknown_user" in line for line in s.tui.lines(SYSTEM)))
             await until(lambda: s.tui.tabs == [SYSTEM] and s.tui.current == SYSTEM)
+
+    asyncio.run(scenario())
+
+
+def test_tui_a_reply_shows_in_the_tab_it_was_typed_in_and_in_system(srv):
+    bob = account(srv)
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            s.pipe.send_text(f"/query {bob.name}\r")
+            await until(lambda: s.tui.current == bob.name)
+            s.pipe.send_text("/whoami\r/send nobody_here hi\r/mode text\r")
+            await until(lambda: any("/mode is for nc" in line for line in s.tui.lines(bob.name)))
+            here = s.tui.lines(bob.name)
+            assert any(f"You are {s.me}" in line for line in here)
+            assert any("unknown_user" in line for line in here)
+            system = s.tui.lines(SYSTEM)
+            assert any(f"You are {s.me}" in line for line in system)
+            assert any("unknown_user" in line for line in system)
+            s.pipe.send_text("/clear\r")
+            await until(lambda: s.tui.lines(bob.name) == [])
+            assert s.tui.lines(SYSTEM) == system  # /clear clears where it was typed
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("typo", ["/query nobody2", "/join nobody2", "/close", "/part"])
+def test_tui_a_failed_tab_command_never_changes_where_plain_lines_go(srv, typo):
+    bob = account(srv)
+    lab = fresh_name("lab")
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            bob.ok(f"/group {lab} {s.me}")
+            s.pipe.send_text(f"/query {bob.name}\r/query #{lab}\r")
+            await until(lambda: s.tui.tabs == [SYSTEM, bob.name, f"#{lab}"])
+            # /close in a conversation's tab works: it can fail only on System
+            for where in (SYSTEM,) if typo == "/close" else (SYSTEM, bob.name):
+                s.tui.switch(where)
+                before = errors(s.tui)
+                s.pipe.send_text(typo + "\r")
+                await until(lambda b=before: errors(s.tui) > b)
+                await until(lambda: s.tui.tabs == [SYSTEM, bob.name, f"#{lab}"])
+                assert s.tui.current == where
+            s.tui.switch(SYSTEM)
+            s.pipe.send_text("hello?\r")
+            await until(lambda: any("System tab takes /commands" in x for x in s.tui.lines(SYSTEM)))
+            s.tui.switch(bob.name)
+            s.pipe.send_text("still to bob\r")
+            await until(lambda: "still to bob" in messages(s.tui, bob.name))
+        assert [m["text"] for m in bob.ok(f"/history {lab}")["messages"]] == []
+        assert bob.messages(1)[0]["text"] == "still to bob"
 
     asyncio.run(scenario())
 

@@ -5,17 +5,19 @@ client that stalls mid-handshake."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import pytest
 
 from client.connection import Account, Connection
 from harness import Client, ServerProcess
-from tests.support.chatclient import fresh_name, until
+from tests.support.chatclient import ROOT, fresh_name, until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
@@ -115,3 +117,26 @@ def test_tls_stalled_handshake_is_timed_out(tls_server, cert):
     assert 0.5 < time.monotonic() - start < 4
     good = tls_client(tls_server.addr, cert[0])
     assert good.call("/ping")["type"] == "ok"
+
+
+def test_tls_plain_chat_client_says_add_tls_in_one_line(tls_server, tmp_path):
+    env = {**os.environ, "CHAT_PASSWORD": "pw", "XDG_STATE_HOME": str(tmp_path / "state")}
+    out = subprocess.run(
+        [sys.executable, "-m", "client.cli", "--port", str(tls_server.addr[1]), "--user", "al"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "add --tls" in line
+
+
+def test_tls_client_without_the_class_certificate_says_cafile(tls_server, tmp_path):
+    env = {**os.environ, "CHAT_PASSWORD": "pw", "XDG_STATE_HOME": str(tmp_path / "state")}
+    out = subprocess.run(
+        [sys.executable, "-m", "client.cli", "--port", str(tls_server.addr[1]), "--user", "al",
+         "--tls"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "not trusted" in line and "--cafile" in line
