@@ -47,6 +47,18 @@ from loadgen.users import FINAL_ACK_SECONDS, PARENT_SLACK, SETUP_SECONDS, worker
 __all__ = ["LoadError", "LoadSpec", "Summary", "check_spec", "main", "percentiles", "run"]
 
 
+#: What to do when the server wants passwords and none was given.
+NEEDS_PASSWORD = (
+    "the server wants passwords (its default, --auth password): give --password PW "
+    "(the users are registered with it), or start the server with --auth none"
+)
+#: What to do when the server's per-connection rate limit refused sends.
+RATE_LIMITED = (
+    "the server rate-limits each connection (--rate-limit, 20 lines/s by default): "
+    "start it with --rate-limit 0 for a load test, or offer less with --mode open --rate N"
+)
+
+
 class LoadError(Exception):
     """The run could not be carried out: clients could not log in, a load process died,
     got stuck or gave up waiting for this one."""
@@ -171,6 +183,8 @@ def run(spec: LoadSpec, on_start=None, on_end=None) -> Summary:
             errors: Counter[str] = Counter()
             for r in ready:
                 errors.update(r[2])
+            if errors.get("bad_args") and spec.password is None:
+                raise LoadError(NEEDS_PASSWORD)
             raise LoadError(
                 f"only {connected} of {spec.clients} clients logged in"
                 f" (errors: {dict(errors)}); first problem: {problem}"
@@ -231,25 +245,43 @@ def _parse_mix(text: str) -> tuple[tuple[str, float], ...]:
 def _parser() -> argparse.ArgumentParser:
     d = LoadSpec()
     p = argparse.ArgumentParser(
-        prog="chat-loadgen", description="Drive a chat server on loopback with simulated users."
+        prog="chat-loadgen",
+        description="Drive a chat server on loopback with simulated users. Against a server "
+        "started with its defaults (make run) give --password, and start it with "
+        "--rate-limit 0, or its per-connection limit refuses most sends.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--host", default=d.host)
-    p.add_argument("--port", type=int, default=d.port)
-    p.add_argument("--clients", type=int, default=d.clients)
-    p.add_argument("--mode", choices=MODES, default=d.mode)
-    p.add_argument("--mix", default="private=1", help="e.g. private=0.8,group=0.2")
-    p.add_argument("--window", type=int, default=d.window, help="closed loop: sends in flight")
-    p.add_argument("--rate", type=float, default=d.rate, help="open loop: sends/s offered")
+    p.add_argument("--ip", dest="host", default=d.host, help="server address (loopback)")
+    p.add_argument("--host", dest="host", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=d.port, help="server port")
+    p.add_argument("--clients", type=int, default=d.clients, help="simulated users")
+    p.add_argument(
+        "--mode", choices=MODES, default=d.mode,
+        help="closed: a window per user; open: a fixed rate; idle: connect only",
+    )  # fmt: skip
+    p.add_argument(
+        "--mix", default="private=1", help="traffic kinds and weights, e.g. private=0.8,group=0.2"
+    )
+    p.add_argument(
+        "--window", type=int, default=d.window, help="closed loop: sends in flight per user"
+    )
+    p.add_argument("--rate", type=float, default=d.rate, help="open loop: sends/s offered in all")
     p.add_argument("--duration", type=float, default=d.duration, help="measured seconds")
-    p.add_argument("--warmup", type=float, default=d.warmup)
-    p.add_argument("--drain", type=float, default=d.drain)
-    p.add_argument("--groups", type=int, default=d.groups)
-    p.add_argument("--group-size", type=int, default=d.group_size)
-    p.add_argument("--procs", type=int, default=d.procs, help="0: min(4, CPUs)")
+    p.add_argument(
+        "--warmup", type=float, default=d.warmup, help="seconds of load before measuring"
+    )
+    p.add_argument(
+        "--drain", type=float, default=d.drain, help="seconds to wait for the last deliveries"
+    )
+    p.add_argument("--groups", type=int, default=d.groups, help="groups made for group traffic")
+    p.add_argument("--group-size", type=int, default=d.group_size, help="members per group")
+    p.add_argument("--procs", type=int, default=d.procs, help="load processes (0: min(4, CPUs))")
     p.add_argument("--cpus", default="", help="pin load processes to these CPUs, e.g. 0,1")
-    p.add_argument("--password", default=None, help="register and log in with this password")
-    p.add_argument("--prefix", default=d.prefix)
-    p.add_argument("--text-bytes", type=int, default=d.text_bytes)
+    p.add_argument("--password", default=None,
+                   help="register the users and log in with this password (needed unless the "
+                   "server runs --auth none)")  # fmt: skip
+    p.add_argument("--prefix", default=d.prefix, help="user names are PREFIX0, PREFIX1, ...")
+    p.add_argument("--text-bytes", type=int, default=d.text_bytes, help="bytes of text per message")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
     return p
@@ -281,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     print(json.dumps(summary.as_dict()) if a.json else format_summary(summary))
+    if summary.errors.get("rate_limited"):
+        print(f"chat-loadgen: {RATE_LIMITED}", file=sys.stderr)
     return 0 if summary.ok else 1
 
 

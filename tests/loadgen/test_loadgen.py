@@ -17,7 +17,7 @@ import pytest
 from harness import ServerProcess
 from loadgen import users as loadusers
 from loadgen import wire as loadwire
-from loadgen.run import LoadError, LoadSpec, _Procs, main, percentiles, run
+from loadgen.run import LoadError, LoadSpec, _parser, _Procs, main, percentiles, run
 from loadgen.wire import ACK_DELAY, OK, BadLine, Bye, Crowd, Reply, UserState, parse_line
 
 SHORT = {"duration": 1.5, "warmup": 0.2, "drain": 5.0, "procs": 2}
@@ -191,6 +191,38 @@ def test_cli_json_run(server, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["undelivered"] == 0 and out["errors"] == {} and out["delivered"] > 0
     assert out["spec"]["clients"] == 10 and out["delivered_per_s"] > 0
+
+
+def test_cli_readme_recipe_against_a_default_server_says_what_it_needs(tmp_path, capsys):
+    with ServerProcess(tmp_path / "chat.db") as srv:  # make run's defaults
+        port = str(srv.addr[1])
+        assert main(["--port", port, "--clients", "4", "--duration", "1", "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert "the server wants passwords" in err and "--password" in err
+        assert "--auth none" in err and "Traceback" not in err
+        argv = ["--port", port, "--clients", "4", "--duration", "1", "--quiet", "--password", "pw"]
+        assert main(argv) == 1  # 20 lines/s per connection refuses most sends
+        err = capsys.readouterr().err
+        assert "rate-limits each connection" in err and "--rate-limit 0" in err
+
+
+def test_cli_readme_recipe_runs_clean_against_the_server_it_names(tmp_path, capsys):
+    with ServerProcess(tmp_path / "chat.db", "--rate-limit", "0") as srv:
+        argv = ["--ip", "127.0.0.1", "--port", str(srv.addr[1]), "--clients", "4",
+                "--duration", "1", "--quiet", "--password", "pw"]  # fmt: skip
+        assert main(argv) == 0
+    assert "rate-limits" not in capsys.readouterr().err
+
+
+def test_cli_help_gives_every_option_its_text_and_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    options = [w for w in text.split() if w.startswith("--") and w != "--help"]
+    assert "--ip" in options and "--host" not in options  # one spelling, as chat-client's
+    parser_help = {a.option_strings[0]: a.help for a in _parser()._actions}
+    assert all(h for o, h in parser_help.items() if o != "--host"), parser_help
+    assert "(default: 100)" in text  # --clients
 
 
 # --- loadgen/wire.py without sockets ----------------------------------------------
