@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log level of the log file (in the state folder)")  # fmt: skip
     p.add_argument("--tui", action="store_true", help="full-screen mode, one tab per conversation")
+    p.add_argument("--auto-switch", action="store_true",
+                   help="--tui: show a new conversation's tab at once (Alt+S toggles)")  # fmt: skip
     p.add_argument(
         "--tls", action="store_true", help="the server speaks TLS (certificate verified)"
     )
@@ -177,7 +179,7 @@ async def _run(conn: Connection, args: argparse.Namespace, folder: Path) -> int:
     if args.tui:
         from client.tui import Tui
 
-        await Tui(conn, history=history).run()
+        await Tui(conn, history=history, auto_switch=args.auto_switch).run()
     else:
         from client.repl import Repl
 

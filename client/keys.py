@@ -35,7 +35,10 @@ class TabKeys(Protocol):
         """Show the previous (-1) or next (+1) tab, wrapping around."""
 
     def next_active(self) -> None:
-        """Show the next tab with unread lines, if any."""
+        """Show the next tab with unread lines, if any (private ones first)."""
+
+    def toggle_auto_switch(self) -> None:
+        """Turn showing a new conversation's tab at once on or off."""
 
     def scroll(self, pages: int) -> None:
         """Scroll the current tab up (positive) or down by whole pages."""
@@ -51,14 +54,15 @@ def quick_escape(app: Application[Any]) -> None:
 
 def tab_bindings(ui: TabKeys) -> KeyBindings:
     """Alt+1..9 select a tab, Alt+Left/Right step, Alt+A jumps to activity,
-    PgUp/PgDn scroll, Ctrl-C clears the line, Ctrl-Q (or Ctrl-D on an empty
-    line) quits."""
+    Alt+S turns auto-switch on or off, PgUp/PgDn scroll, Ctrl-C clears the
+    line, Ctrl-Q (or Ctrl-D on an empty line) quits."""
     kb = KeyBindings()
     for n in range(1, 10):
         kb.add("escape", str(n))(lambda e, n=n: ui.switch_to_index(n - 1))
     kb.add("escape", "left")(lambda e: ui.step(-1))
     kb.add("escape", "right")(lambda e: ui.step(+1))
     kb.add("escape", "a")(lambda e: ui.next_active())
+    kb.add("escape", "s")(lambda e: ui.toggle_auto_switch())
     kb.add("pageup")(lambda e: ui.scroll(+1))
     kb.add("pagedown")(lambda e: ui.scroll(-1))
     kb.add("c-c")(lambda e: ui.input.reset())

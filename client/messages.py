@@ -11,6 +11,7 @@ here are defined in client/style.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
@@ -89,3 +90,20 @@ def failure_text(exc: ChatError | Disconnected) -> str:
 def bye_text(event: dict[str, Any]) -> str:
     """The server ended this session (a `bye` event)."""
     return f"System: the server closed this session ({event.get('reason')})."
+
+
+#: The REPL's keys (prompt_toolkit's own), for /help.
+REPL_KEYS = ("Tab completes; Up/Down and Ctrl-R search your history; "
+             "Ctrl-C clears the line; Ctrl-D leaves")  # fmt: skip
+#: The full-screen client's keys (client/keys.py), for /help.
+TUI_KEYS = ("Tab completes; Alt+1..9 pick a tab, Alt+Left/Right step, Alt+A the next tab "
+            "with activity (private first), Alt+S auto-switch on/off; PgUp/PgDn scroll; "
+            "Ctrl-C clears the line; Ctrl-Q or Ctrl-D leaves")  # fmt: skip
+
+
+def client_help(commands: Mapping[str, str], keys: str) -> list[str]:
+    """What `/help` adds to the server's list: the client's own commands
+    (`commands`: word -> usage) and its `keys`."""
+    lines = ["System: this client's own commands:"]
+    lines += [f"  {usage}" for usage in commands.values()]
+    return [*lines, f"System: keys: {keys}"]

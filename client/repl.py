@@ -152,6 +152,9 @@ class Repl:
             return
         if reply["cmd"] not in messages.QUIET_REPLIES:
             self.show(messages.reply_text(reply), "class:system")
+        if reply["cmd"] == "help" and line.split() == ["/help"]:
+            for text in messages.client_help(REPL_COMMANDS, messages.REPL_KEYS):
+                self.show(text, "class:system")
         if reply["cmd"] in messages.CHANGES_NAMES:
             await self.feed.refresh()
 

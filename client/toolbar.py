@@ -17,7 +17,7 @@ from client.tabs import Tab
 
 #: How many conversations with unread messages the REPL's toolbar names.
 UNREAD_SHOWN = 4
-TAB_KEYS = "Alt+1..9 tab, Alt+A activity, Ctrl-Q quit"
+TAB_KEYS = "Alt+1..9 tab, Alt+A activity, Alt+S auto, Ctrl-Q quit"
 
 
 def _session(conn: Connection) -> str:
@@ -57,13 +57,17 @@ def tab_bar(
     return bar
 
 
-def status_line(conn: Connection, current: Callable[[], Tab]) -> Callable[[], StyleAndTextTuples]:
+def status_line(
+    conn: Connection, current: Callable[[], Tab], auto: Callable[[], bool] = lambda: False
+) -> Callable[[], StyleAndTextTuples]:
     """The full-screen client's status line: connection state, who we are,
-    the current tab (and how far it is scrolled up), and the tab keys."""
+    the current tab (and how far it is scrolled up), whether auto-switch is
+    on, and the tab keys."""
 
     def status() -> StyleAndTextTuples:
         tab = current()
         below = f" | {tab.scroll} lines below (PgDn)" if tab.scroll else ""
-        return [("", f"{_session(conn)}{tab.name}{below} | {TAB_KEYS}")]
+        switching = " | auto-switch" if auto() else ""
+        return [("", f"{_session(conn)}{tab.name}{below}{switching} | {TAB_KEYS}")]
 
     return status

@@ -85,7 +85,7 @@ class Tui:
                             history=history or InMemoryHistory(), multiline=False,
                             accept_handler=self._accept, complete_while_typing=False)  # fmt: skip
         self.tab_bar = tab_bar(lambda: self._tabs, lambda: self._current)
-        self.status_line = status_line(conn, lambda: self._current)
+        self.status_line = status_line(conn, lambda: self._current, lambda: self.auto_switch)
         self._body = Window(FormattedTextControl(self._body_text, show_cursor=False,
                                                  get_cursor_position=self._body_cursor),
                             wrap_lines=True)  # fmt: skip
@@ -143,11 +143,21 @@ class Tui:
         self.switch(self._tabs[(here + delta) % len(self._tabs)].name)
 
     def next_active(self) -> None:
-        """The next tab (after the current one) with unread lines, if any."""
+        """The next tab (after the current one) with unread lines, if any:
+        first a private conversation's, then a group's or System's."""
         here = self._tabs.index(self._current)
-        for tab in self._tabs[here + 1 :] + self._tabs[: here + 1]:
-            if tab.unread:
-                return self.switch(tab.name)
+        around = self._tabs[here + 1 :] + self._tabs[: here + 1]
+        private = [t for t in around if t.unread and t is not self._tabs[0]
+                   and not t.name.startswith("#")]  # fmt: skip
+        candidates = private or [t for t in around if t.unread]
+        if candidates:
+            self.switch(candidates[0].name)
+
+    def toggle_auto_switch(self) -> None:
+        """Turn auto-switch on or off (said in the System tab and the status line)."""
+        self.auto_switch = not self.auto_switch
+        state = "on: a new conversation's tab is shown at once" if self.auto_switch else "off"
+        self.system(f"System: auto-switch {state}.")
 
     def scroll(self, pages: int) -> None:
         """Scroll the current tab up (positive) or down by whole pages."""
@@ -166,6 +176,9 @@ class Tui:
         """Run the full-screen application until the user leaves; then close."""
         self.system(f"System: you are {self.conn.user}. /query <name> opens a conversation, "
                     "/help lists the commands.")  # fmt: skip
+        for group in self.conn.groups:  # a tab for each of the user's groups
+            if self._find("#" + group) is None:
+                self._open("#" + group)
         workers = [asyncio.create_task(self._work()), asyncio.create_task(self.feed.keep())]
         try:
             await self.app.run_async()
@@ -229,6 +242,9 @@ class Tui:
                         "ts": time.time()}, own=True)  # fmt: skip
         elif cmd != "sendgroup":  # group messages come back to the sender as events
             self._say(where, messages.reply_text(reply))
+        if cmd == "help" and line.split() == ["/help"]:
+            for text in messages.client_help(TUI_COMMANDS, messages.TUI_KEYS):
+                self._say(where, text)
         if cmd in messages.CHANGES_NAMES:
             self.feed.want()
 

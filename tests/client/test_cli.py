@@ -103,3 +103,10 @@ def test_a_password_with_a_space_is_refused_before_connecting(tmp_path):
                       password="two words")  # fmt: skip
     assert out.returncode == 2
     assert "one word" in one_line(out)
+
+
+def test_auto_switch_is_an_option_of_the_full_screen_client():
+    args = cli.build_parser().parse_args(["--tui", "--auto-switch"])
+    assert args.tui and args.auto_switch
+    assert not cli.build_parser().parse_args([]).auto_switch
+    assert "Alt+S" in cli.build_parser().format_help()

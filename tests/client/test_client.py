@@ -204,6 +204,20 @@ def test_repl_never_stores_a_password_and_keeps_history_per_user(srv, tmp_path):
     assert history_for(tmp_path, name.upper()) == path
 
 
+def test_repl_help_lists_the_client_s_own_commands_and_keys(srv):
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+
+    def done(repl):
+        return any(s.startswith("System: keys:") for s in repl.shown)
+
+    repl = asyncio.run(run_repl(srv, name, ["/help"], done=done))
+    text = "\n".join(repl.shown)
+    for usage in ("/query <", "/msg <", "/me <", "/join <", "/part ", "/names", "/clear"):
+        assert usage in text
+    assert "/sendgroup" in text and "Ctrl-R" in text  # the server's list too
+
+
 def test_repl_unread_counts_and_query_clears_them(srv):
     bob = account(srv)
     name = fresh_name()

@@ -16,7 +16,7 @@ from client.connection import Account, Connection
 from client.tui import SYSTEM, Tui
 from tests.support.chatclient import ServerProcess, account, fresh_name, until
 
-ALT_1, ALT_2, ALT_A = "\x1b1", "\x1b2", "\x1ba"
+ALT_1, ALT_2, ALT_A, ALT_S = "\x1b1", "\x1b2", "\x1ba", "\x1bs"
 ALT_LEFT, ALT_RIGHT = "\x1b[1;3D", "\x1b[1;3C"  # what xterm sends
 PAGE_UP, PAGE_DOWN = "\x1b[5~", "\x1b[6~"
 CTRL_C, CTRL_D = "\x03", "\x04"
@@ -207,6 +207,85 @@ def test_tui_alt_a_visits_tabs_with_activity(srv):
             assert s.tui.unread == {SYSTEM: 0, bob.name: 0, carol.name: 0}
             s.pipe.send_text(ALT_RIGHT)  # wraps around to the first tab
             await until(lambda: s.tui.current == SYSTEM)
+
+    asyncio.run(scenario())
+
+
+def test_tui_alt_a_prefers_private_messages(srv):
+    bob = account(srv)
+    lab = fresh_name("lab")
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            await asyncio.to_thread(bob.ok, f"/group {lab} {s.me}")
+            await asyncio.to_thread(bob.ok, f"/sendgroup {lab} to the group")
+            await until(lambda: s.tui.unread.get(f"#{lab}") == 1)
+            await asyncio.to_thread(bob.ok, f"/send {s.me} to you")
+            await until(lambda: s.tui.unread.get(bob.name) == 1)
+            s.pipe.send_text(ALT_A)  # the group's tab comes first, the private one wins
+            await until(lambda: s.tui.current == bob.name)
+            s.pipe.send_text(ALT_A)
+            await until(lambda: s.tui.current == f"#{lab}")
+
+    asyncio.run(scenario())
+
+
+def test_tui_auto_switch_is_offered_and_alt_s_toggles_it(srv):
+    bob, carol = account(srv), account(srv)
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            assert "auto-switch" not in s.tui.status_line()[0][1]
+            s.pipe.send_text(ALT_S)
+            await until(lambda: s.tui.auto_switch)
+            assert "auto-switch" in s.tui.status_line()[0][1]
+            s.pipe.send_text("half typed")
+            await until(lambda: s.tui.input.text == "half typed")
+            await asyncio.to_thread(bob.ok, f"/send {s.me} ping")
+            await until(lambda: s.tui.current == bob.name)
+            assert s.tui.input.text == ""
+            s.pipe.send_text(ALT_S)
+            await until(lambda: not s.tui.auto_switch)
+            await asyncio.to_thread(carol.ok, f"/send {s.me} pong")
+            await until(lambda: s.tui.unread.get(carol.name) == 1)
+            assert s.tui.current == bob.name
+            s.tui.switch(SYSTEM)
+            assert s.tui.input.text == "half typed"  # it stayed where it was typed
+            assert any("auto-switch on" in x for x in s.tui.lines(SYSTEM))
+            assert any("auto-switch off" in x for x in s.tui.lines(SYSTEM))
+
+    asyncio.run(scenario())
+
+
+def test_tui_help_lists_its_commands_and_keys_where_typed(srv):
+    bob = account(srv)
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            s.pipe.send_text(f"/query {bob.name}\r")
+            await until(lambda: s.tui.current == bob.name)
+            s.pipe.send_text("/help\r")
+            await until(lambda: any("keys:" in x for x in s.tui.lines(bob.name)))
+            text = "\n".join(s.tui.lines(bob.name))
+            assert "/close" in text and "Alt+S" in text and "/sendgroup" in text
+
+    asyncio.run(scenario())
+
+
+def test_tui_opens_a_tab_for_each_group_at_login(srv):
+    me, bob = fresh_name(), account(srv)
+    srv.client().ok(f"/register {me} pw")
+    groups = [fresh_name("ga"), fresh_name("gb")]
+    for g in groups:
+        bob.ok(f"/group {g} {me}")
+    gid = bob.ok(f"/sendgroup {groups[0]} before you came")["id"]
+
+    async def scenario():
+        async with running_tui(srv, me=me) as s:
+            await until(lambda: s.tui.tabs == [SYSTEM, *(f"#{g}" for g in groups)])
+            await until(lambda: "before you came" in messages(s.tui, f"#{groups[0]}"))
+            assert s.tui.current == SYSTEM
+            return gid
 
     asyncio.run(scenario())
 
