@@ -87,6 +87,9 @@ class Connection:
         self._read_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # acks sent now, the reconnect
         self._closing = False
+        # Reconnect tries since the connection was lost (0 while connected),
+        # so a UI can update one status line instead of logging each try.
+        self.attempts = 0
 
     @property
     def on_event(self) -> Callable[[dict[str, Any]], None] | None:
@@ -108,7 +111,11 @@ class Connection:
         return await self._connect(first=True)
 
     async def _connect(self, first: bool = False) -> dict[str, Any]:
-        self._set_state("connecting" if first else "reconnecting")
+        if first:
+            self._set_state("connecting")
+        else:  # the state stays "reconnecting"; only the count of tries moves
+            self.attempts += 1
+            self.on_state("reconnecting")
         reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
         # Each connection has its own reader task and its own FIFO of
         # commands waiting for replies: a dying one cannot touch the next.
@@ -121,6 +128,7 @@ class Connection:
         reply = await self.call(f"/login {creds}")
         self.user = reply["user"]
         self.groups = list(reply.get("groups", []))
+        self.attempts = 0
         self._set_state("connected")
         return reply
 

@@ -26,6 +26,7 @@ QUIET_REPLIES = frozenset({"send", "sendgroup"})
 
 LOST = "System: connection lost; reconnecting..."
 BACK = "System: reconnected."
+KEPT = "Error: not connected, so not sent; the line is back on the prompt: Enter to send it"
 
 
 def is_own(event: dict[str, Any], me: str | None) -> bool:

@@ -55,6 +55,8 @@ class Repl:
         self.query: str | None = None  # current conversation: a user or "#group"
         self.unread: Counter[str] = Counter()
         self.shown: list[str] = []  # every line shown, as plain text (tests read it)
+        self._last_state = conn.state
+        self._keep = ""  # a line refused while disconnected: back on the prompt
         self.style = style_factory()
         self.toolbar = repl_toolbar(conn, lambda: self.query, self.unread)
         self.session: PromptSession[str] = PromptSession(
@@ -90,11 +92,13 @@ class Repl:
         self.session.app.invalidate()
 
     def on_state(self, state: str) -> None:
-        """Say when the connection is lost and when it is back."""
-        if state == "reconnecting":
+        """Say once when the connection is lost and once when it is back;
+        the toolbar counts the tries in between."""
+        if state == "reconnecting" and self._last_state != state:
             self.show(messages.LOST, "class:error")
-        elif state == "connected" and self.shown:
+        elif state == "connected" and self._last_state == "reconnecting":
             self.show(messages.BACK, "class:system")
+        self._last_state = state
         with contextlib.suppress(Exception):
             self.session.app.invalidate()
 
@@ -112,7 +116,8 @@ class Repl:
             try:
                 while True:
                     try:
-                        line = await self.session.prompt_async(self.prompt_message)
+                        keep, self._keep = self._keep, ""
+                        line = await self.session.prompt_async(self.prompt_message, default=keep)
                     except KeyboardInterrupt:
                         continue  # Ctrl-C clears the line
                     except EOFError:
@@ -147,7 +152,14 @@ class Repl:
     async def _command(self, line: str) -> None:
         try:
             reply = await self.conn.call(line)
-        except (ChatError, Disconnected) as exc:
+        except Disconnected as exc:
+            if self.conn.state != "reconnecting":  # over for good (replaced, closed)
+                self.show(messages.failure_text(exc), "class:error")
+                return
+            self._keep = line  # not lost: back on the prompt, to send once reconnected
+            self.show(messages.KEPT, "class:error")
+            return
+        except ChatError as exc:
             self.show(messages.failure_text(exc), "class:error")
             return
         if reply["cmd"] not in messages.QUIET_REPLIES:

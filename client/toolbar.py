@@ -21,7 +21,10 @@ TAB_KEYS = "Alt+1..9 tab, Alt+A activity, Alt+S auto, Ctrl-Q quit"
 
 
 def _session(conn: Connection) -> str:
-    return f" {conn.state} | {conn.user or '-'} | "
+    state = conn.state
+    if state == "reconnecting" and conn.attempts:
+        state = f"reconnecting (try {conn.attempts}; typed lines are kept)"
+    return f" {state} | {conn.user or '-'} | "
 
 
 def repl_toolbar(

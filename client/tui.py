@@ -232,7 +232,14 @@ class Tui:
     async def _command(self, line: str, where: str) -> None:
         try:
             reply = await self.conn.call(line)
-        except (ChatError, Disconnected) as exc:
+        except Disconnected as exc:
+            if self.conn.state != "reconnecting":  # over for good (replaced, closed)
+                self._say(where, messages.failure_text(exc), "class:error")
+                return
+            self._say(where, messages.KEPT, "class:error")
+            self._restore(line, where)
+            return
+        except ChatError as exc:
             self._say(where, messages.failure_text(exc), "class:error")
             return
         cmd, private = reply["cmd"], private_message(line)
@@ -247,6 +254,16 @@ class Tui:
                 self._say(where, text)
         if cmd in messages.CHANGES_NAMES:
             self.feed.want()
+
+    def _restore(self, line: str, where: str) -> None:
+        """Put a line that could not be sent back where it was typed (the
+        input line, or that tab's draft), unless something new is there."""
+        tab = self._find(where)
+        if tab is self._current and not self.input.text:
+            self.input.reset(Document(line, len(line)))
+        elif tab is not None and tab is not self._current and not tab.draft:
+            tab.draft = line
+        self.app.invalidate()
 
     def _say(self, where: str, text: str, style: str = "class:system") -> None:
         """`text` in the System tab and, if the line was typed in another

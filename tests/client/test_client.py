@@ -12,6 +12,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from client import messages
 from client.completion import ChatCompleter, Names
 from client.connection import Account, Connection
 from client.history import LineHistory, history_for
@@ -280,6 +281,47 @@ def test_connection_reconnects_and_loses_nothing(tmp_path):
     # "before" was shown once (not again when replayed after the restart).
     assert [m["text"] for m in seen] == ["before", "after"]
     assert "reconnecting" in states and states[-1] == "closed"
+
+
+def test_repl_while_reconnecting_one_status_and_a_typed_line_is_kept(tmp_path):
+    db = tmp_path / "chat.db"
+    first = ServerProcess(db, "--rate-limit", "0").start()
+    port = first.addr[1]
+    bob = account(first)
+    name = fresh_name()
+    first.client().ok(f"/register {name} pw")
+
+    async def scenario():
+        conn = Connection(*first.addr, Account(name, "pw"))
+        await conn.start()
+        loop = asyncio.get_running_loop()
+        with create_pipe_input() as pipe:
+            repl = Repl(conn, input=pipe, output=DummyOutput())
+            task = asyncio.create_task(repl.run())
+            first.signal(signal.SIGKILL)
+            await loop.run_in_executor(None, first.wait)
+            await until(lambda: conn.attempts >= 3)  # three tries, nobody there
+            bar = repl.toolbar()[0][1]
+            pipe.send_text(f"/send {bob.name} typed while away\r")
+            await until(lambda: any(s.startswith("Error: not connected, so not sent")
+                                    for s in repl.shown))  # fmt: skip
+            await until(lambda: repl.session.default_buffer.text.startswith("/send"))
+            second = ServerProcess(db, "--rate-limit", "0", port=port)
+            await loop.run_in_executor(None, second.start)
+            await until(lambda: conn.state == "connected")
+            receiver = await loop.run_in_executor(None, lambda: second.client())
+            await loop.run_in_executor(None, receiver.ok, f"/login {bob.name} pw")
+            pipe.send_text("\r")  # the kept line, sent now
+            got = await loop.run_in_executor(None, receiver.event, "message")
+            pipe.send_text("/exit\r")
+            await asyncio.wait_for(task, 10)
+            second.stop()
+            return repl, bar, got
+
+    repl, bar, got = asyncio.run(scenario())
+    assert "reconnecting (try " in bar and "typed lines are kept" in bar
+    assert repl.shown.count(messages.LOST) == 1 and repl.shown.count(messages.BACK) == 1
+    assert got["text"] == "typed while away"
 
 
 def test_repl_shows_messages_replayed_at_login_once(srv):
