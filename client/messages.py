@@ -88,6 +88,20 @@ def failure_text(exc: ChatError | Disconnected) -> str:
     return "Error: not connected; your line was not sent"
 
 
+def group_text(event: dict[str, Any], me: str | None) -> str:
+    """A `group` event: `System: alice added you to #os2 (members: alice, bob).`"""
+
+    def who(name: str) -> str:
+        return "you" if me is not None and name.lower() == me.lower() else name
+
+    members = ", ".join(event.get("members") or []) or "none"
+    if event.get("left"):
+        what = f"{who(event['left'])} left"
+    else:
+        what = f"{who(event.get('by', '?'))} added {', '.join(map(who, event.get('added', [])))} to"
+    return f"System: {what} #{event.get('group')} (members: {members})."
+
+
 def bye_text(event: dict[str, Any]) -> str:
     """The server ended this session (a `bye` event)."""
     return f"System: the server closed this session ({event.get('reason')})."

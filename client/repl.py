@@ -87,6 +87,9 @@ class Repl:
             if where != self.query and event["from"] != self.conn.user:
                 self.unread[where] += 1
             self.feed.notice(event)
+        elif kind == "group":
+            self.show(messages.group_text(event, self.conn.user), "class:system")
+            self.feed.want()
         elif kind == "bye":
             self.show(messages.bye_text(event), "class:error")
         self.session.app.invalidate()

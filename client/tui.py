@@ -284,6 +284,14 @@ class Tui:
         kind = event.get("type")
         if kind == "message":
             self._live(event)
+        elif kind == "group":
+            text = messages.group_text(event, self.conn.user)
+            self.system(text)
+            tab = self._find("#" + str(event.get("group")))
+            if tab is not None:
+                self._append(tab, [("class:clock", f"{time.strftime('%H:%M')} "),
+                                   ("class:system", text)])  # fmt: skip
+            self.feed.want()
         elif kind == "bye":
             self.system(messages.bye_text(event), "class:error")
         elif kind == "notice":

@@ -18,6 +18,7 @@ from typing import Any
 
 from reactor import limits
 from reactor.actions import Close, LoggedIn, Replay, SetMode
+from reactor.chat.arguments import group_name, positive_int
 from reactor.chat.commit import Committer
 from reactor.chat.outbox import Outbox
 from reactor.chat.passwords import hash_password, verify_password
@@ -25,7 +26,7 @@ from reactor.chat.sessions import ConnState, Sessions
 from reactor.chat.storage import Group, Storage, User
 from reactor.errors import ChatError, LockTimeout
 from reactor.kinds import Auth, ByeReason, Mode
-from reactor.protocol import COMMANDS, Command, Error, Ok, stats_fields, valid_name
+from reactor.protocol import COMMANDS, Command, Error, GroupChange, Ok, stats_fields, valid_name
 from reactor.stats import ServerStatistics
 from reactor.sync.locks import DELIVERY, GROUPS, SESSIONS, STORAGE, Locking, group_key
 
@@ -203,7 +204,7 @@ class Chat:
     def do_sendgroup(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/sendgroup <group> <text>: store a message to a group you are in.
         Takes the group's key and ``storage``."""
-        name = _group_name(cmd.args[0])
+        name = group_name(cmd.args[0])
         with self.locks.hold(group_key(name), STORAGE):
             group = self._member_group(conn, name)
             members = tuple(n.lower() for _, n in self.storage.members(group))
@@ -218,7 +219,7 @@ class Chat:
         or of a group you are in. Takes ``storage``."""
         limit = limits.HISTORY_DEFAULT
         if len(cmd.args) > 1:
-            limit = _positive_int(cmd.args[1], "limit")
+            limit = positive_int(cmd.args[1], "limit")
         limit = min(limit, limits.HISTORY_MAX)
         target = cmd.args[0]
         with self.locks.hold(STORAGE):  # "#name" is a group, never a user
@@ -239,7 +240,7 @@ class Chat:
     def do_ack(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/ack <id>: you have seen every message up to `id` (raises the
         cursor replay starts from). Takes ``storage``."""
-        upto = _positive_int(cmd.args[0], "id", allow_zero=True)
+        upto = positive_int(cmd.args[0], "id", allow_zero=True)
         with self.locks.hold(STORAGE):
             if upto > self.storage.committed_max_id:
                 raise ChatError("bad_args", f"no message with id {upto} yet")
@@ -256,11 +257,12 @@ class Chat:
 
     def do_group(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/group <group> <user>...: create a group with you in it, or add
-        users to one you are in. Takes ``groups``, the group's key and ``storage``."""
+        users to one you are in, telling them and the members. Takes ``groups``,
+        the group's key, ``sessions`` and ``storage``."""
         name, invitees = cmd.args[0].removeprefix("#"), cmd.args[1:]
         if not valid_name(name):
             raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
-        with self.locks.hold(GROUPS, group_key(name), STORAGE):
+        with self.locks.hold(GROUPS, group_key(name), SESSIONS, STORAGE):
             users = [self._user(n) for n in invitees]
             group = self.storage.group(name)
             if group is None:
@@ -274,17 +276,25 @@ class Chat:
             for user in users:
                 out.wrote(self.storage.add_member(group, user.id))
             members = [n for _, n in self.storage.members(group)]
+            if invitees:  # the added and the members before them hear of it
+                added = tuple(u.name for u in users if u.id != self._my_id(conn))
+                change = GroupChange(group.name, self._me(conn).name, tuple(members), added)
+                self._tell(conn, out, change, members)
         return {"group": group.name, "members": members}
 
     def do_leave(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
-        """/leave <group>: leave a group; its last member's leaving deletes it.
-        Takes ``groups``, the group's key and ``storage``."""
-        name = _group_name(cmd.args[0])
-        with self.locks.hold(GROUPS, group_key(name), STORAGE):
+        """/leave <group>: leave a group (its members are told); its last
+        member's leaving deletes it. Takes ``groups``, the group's key,
+        ``sessions`` and ``storage``."""
+        name = group_name(cmd.args[0])
+        with self.locks.hold(GROUPS, group_key(name), SESSIONS, STORAGE):
             group = self._member_group(conn, name)
             out.wrote(self.storage.remove_member(group, self._my_id(conn)))
-            if not self.storage.members(group):
+            members = [n for _, n in self.storage.members(group)]
+            if not members:
                 out.wrote(self.storage.delete_group(group))
+            me = self._me(conn).name
+            self._tell(conn, out, GroupChange(group.name, me, tuple(members), left=me), members)
         return {"group": group.name}
 
     def do_groups(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
@@ -316,11 +326,9 @@ class Chat:
             if spec is None:
                 raise ChatError("bad_args", f"no command {cmd.args[0]}; try /help")
             return {"usage": spec.usage, "summary": spec.summary}
-        return {
-            "commands": [
-                {"command": n, "usage": s.usage, "summary": s.summary} for n, s in COMMANDS.items()
-            ]
-        }
+        every = [{"command": n, "usage": c.usage, "summary": c.summary}
+                 for n, c in COMMANDS.items()]  # fmt: skip
+        return {"commands": every}
 
     def do_stats(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/stats: lock, pool and connection statistics. Takes no lock: the
@@ -347,6 +355,13 @@ class Chat:
                 self.sessions.unbind(conn.user.lower(), conn.conn_id)
             conn.logged_out = True
             log.info("%s disconnected", conn.user)
+
+    def _tell(self, conn: ConnState, out: Outbox, change: GroupChange, names: list[str]) -> None:
+        """`change`, once committed, to the online `names` but the caller (holds ``sessions``)."""
+        for name in names:
+            other = self.sessions.conn_of(name.lower())
+            if other is not None and other != conn.conn_id:
+                out.tell(other, change)
 
     # --- lookups (caller holds ``storage``) ------------------------------------------------
 
@@ -384,24 +399,3 @@ class _Answered(ChatError):
 
     def __init__(self) -> None:
         super().__init__("", "")
-
-
-def _group_name(name: str) -> str:
-    """`name`, without the "#" it may be written with, if it could be a
-    group's; checked before its lock is made, so made-up names cannot grow
-    the lock table (reactor/sync/locks.py)."""
-    name = name.removeprefix("#")
-    if not valid_name(name):
-        raise ChatError("unknown_group", f"no group named {name}")
-    return name
-
-
-def _positive_int(text: str, what: str, allow_zero: bool = False) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not text.isdigit() or value < (0 if allow_zero else 1):
-        least = "0 or more" if allow_zero else "1 or more"
-        raise ChatError("bad_args", f"{what} must be a whole number, {least}")
-    return value

@@ -31,6 +31,7 @@ class Outbox:
         self._post = post
         self._cmd_epoch = 0  # epoch the current command wrote into, 0 if none
         self._write_replies: list[tuple[int, int]] = []  # (index in actions, epoch)
+        self._write_events: list[tuple[int, int]] = []  # the same, for `tell`
 
     def start_command(self) -> None:
         """A new command begins: it has written nothing yet."""
@@ -51,6 +52,13 @@ class Outbox:
         """Add an action that is not a reply (close, replay, mode...)."""
         self.actions.append(action)
 
+    def tell(self, conn: int, event: Event) -> None:
+        """Send `event` to another connection once the current command's
+        write is committed; if that write is lost, it is never sent."""
+        if self._cmd_epoch:
+            self._write_events.append((len(self.actions), self._cmd_epoch))
+        self.actions.append(Emit(conn, event))
+
     def settle(self, lost: set[int]) -> None:
         """After the commit: turn replies of writes in `lost` epochs into `internal`."""
         for i, epoch in self._write_replies:
@@ -60,7 +68,11 @@ class Outbox:
                 cmd = cast("Ok | Error", replied).cmd
                 msg = "the server could not store this; nothing was changed"
                 self.actions[i] = Emit(self.conn_id, Error(cmd, "internal", msg))
+        dropped = {i for i, epoch in self._write_events if epoch in lost}
+        if dropped:
+            self.actions = [a for i, a in enumerate(self.actions) if i not in dropped]
         self._write_replies = []
+        self._write_events = []
         self.epochs = set()
         self._cmd_epoch = 0
 

@@ -13,13 +13,14 @@ from reactor.protocol.encoding import (
     JSON,
     TEXT,
     encode,
+    group_change_text,
     message_text,
     stats_fields,
     stats_table,
     to_json,
     to_text,
 )
-from reactor.protocol.events import WELCOME, Bye, Error, Event, Message, Notice, Ok
+from reactor.protocol.events import WELCOME, Bye, Error, Event, GroupChange, Message, Notice, Ok
 from reactor.protocol.framing import Frame, FrameError, Framer
 from reactor.protocol.parsing import (
     COMMANDS,
@@ -33,7 +34,7 @@ from reactor.protocol.parsing import (
 
 __all__ = [
     "COMMANDS", "JSON", "TEXT", "WELCOME", "BadLine", "Bye", "Command", "Error", "Event",
-    "Frame", "FrameError", "Framer", "Message", "Notice", "Ok", "Spec", "command_word",
-    "encode", "message_text", "parse", "stats_fields", "stats_table", "to_json", "to_text",
-    "valid_name",
+    "Frame", "FrameError", "Framer", "GroupChange", "Message", "Notice", "Ok", "Spec",
+    "command_word", "encode", "group_change_text", "message_text", "parse", "stats_fields",
+    "stats_table", "to_json", "to_text", "valid_name",
 ]  # fmt: skip

@@ -14,7 +14,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from reactor.kinds import Mode
-from reactor.protocol.events import Bye, Error, Event, Message, Ok
+from reactor.protocol.events import Bye, Error, Event, GroupChange, Message, Ok
 from reactor.stats import LockStats, ServerStatistics
 
 TEXT, JSON = Mode.TEXT, Mode.JSON
@@ -68,6 +68,10 @@ def to_json(event: Event) -> dict[str, Any]:
         return {"type": "error", "cmd": event.cmd, "code": event.code, "message": event.message}
     if isinstance(event, Bye):
         return {"type": "bye", "reason": event.reason}
+    if isinstance(event, GroupChange):
+        return {"type": "group", "group": event.group, "by": event.by,
+                "added": list(event.added), "left": event.left,
+                "members": list(event.members)}  # fmt: skip
     return {"type": "notice", "text": event.text}
 
 
@@ -117,7 +121,16 @@ def to_text(event: Event) -> str:
         return f"Error [{event.code}]: {event.message}"
     if isinstance(event, Bye):
         return f"System: Goodbye ({event.reason})."
+    if isinstance(event, GroupChange):
+        return "System: " + group_change_text(event)
     return f"System: {event.text}"
+
+
+def group_change_text(change: GroupChange) -> str:
+    """`alice added bob to #os2 (members: alice, bob).` or `bob left #os2 ...`."""
+    what = (f"{change.left} left" if change.left is not None
+            else f"{change.by} added {', '.join(change.added)} to")  # fmt: skip
+    return f"{what} #{change.group} (members: {', '.join(change.members) or 'none'})."
 
 
 def message_text(m: Message) -> str:

@@ -67,7 +67,21 @@ class Notice:
     text: str
 
 
-Event = Ok | Error | Message | Bye | Notice
+@dataclass(frozen=True)
+class GroupChange:
+    """A group's membership changed: `by` added `added`, or `left` left;
+    `members` is the group's list after the change. Sent to the members it
+    concerns who are online; not stored (the login reply and /groups say
+    the same to whoever was offline)."""
+
+    group: str
+    by: str
+    members: tuple[str, ...]
+    added: tuple[str, ...] = ()
+    left: str | None = None
+
+
+Event = Ok | Error | Message | Bye | Notice | GroupChange
 
 #: The first line of every connection.
 WELCOME = Notice("Welcome to the chat server! Type /help for commands.")

@@ -219,6 +219,29 @@ def test_repl_help_lists_the_client_s_own_commands_and_keys(srv):
     assert "/sendgroup" in text and "Ctrl-R" in text  # the server's list too
 
 
+def test_repl_shows_being_added_to_a_group(srv):
+    bob = account(srv)
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    g = fresh_name("g")
+
+    async def scenario():
+        conn = Connection(*srv.addr, Account(name, "pw"))
+        await conn.start()
+        with create_pipe_input() as pipe:
+            repl = Repl(conn, input=pipe, output=DummyOutput())
+            task = asyncio.create_task(repl.run())
+            await asyncio.to_thread(bob.ok, f"/group {g} {name}")
+            await until(lambda: any("added you to" in s for s in repl.shown))
+            pipe.send_text("/exit\r")
+            await asyncio.wait_for(task, 10)
+            return repl
+
+    repl = asyncio.run(scenario())
+    (line,) = [s for s in repl.shown if "added you to" in s]
+    assert line.startswith(f"System: {bob.name} added you to #{g} (members: ")
+
+
 def test_repl_unread_counts_and_query_clears_them(srv):
     bob = account(srv)
     name = fresh_name()

@@ -272,6 +272,22 @@ def test_tui_help_lists_its_commands_and_keys_where_typed(srv):
     asyncio.run(scenario())
 
 
+def test_tui_shows_membership_changes_in_system_and_the_group_tab(srv):
+    bob, carol = account(srv), account(srv)
+    lab = fresh_name("lab")
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            await asyncio.to_thread(bob.ok, f"/group {lab} {s.me}")
+            await until(lambda: any("added you to" in x for x in s.tui.lines(SYSTEM)))
+            s.pipe.send_text(f"/query #{lab}\r")
+            await until(lambda: s.tui.current == f"#{lab}")
+            await asyncio.to_thread(bob.ok, f"/group {lab} {carol.name}")
+            await until(lambda: any(f"added {carol.name} to" in x for x in s.tui.lines(f"#{lab}")))
+
+    asyncio.run(scenario())
+
+
 def test_tui_opens_a_tab_for_each_group_at_login(srv):
     me, bob = fresh_name(), account(srv)
     srv.client().ok(f"/register {me} pw")

@@ -14,7 +14,7 @@ from reactor.chat.engine import Engine
 from reactor.chat.outbox import Outbox
 from reactor.chat.sessions import ConnState, Sessions
 from reactor.chat.storage import Storage
-from reactor.protocol import parse
+from reactor.protocol import GroupChange, parse
 from reactor.sync.locks import make_locking
 from reactor.tracing.hooks import NULL_TRACE
 
@@ -90,6 +90,26 @@ def test_batch_write_lost_by_another_commands_failure_is_not_acknowledged(world)
         me = world.storage.user("alice")
         stored = world.storage.private_history(me, world.storage.user("bob"), 10)
     assert [m.text for m in stored] == ["second"]
+
+
+def test_batch_membership_news_goes_out_only_with_its_commit(world):
+    alice, bob = ConnState(1), ConnState(2)
+    world.batch(alice, "/login alice")
+    world.batch(bob, "/login bob")
+    out = world.batch(alice, "/group lab bob")
+    told = [a for a in out if isinstance(a, Emit) and isinstance(a.event, GroupChange)]
+    assert told == [Emit(2, GroupChange("lab", "alice", ("alice", "bob"), ("bob",)))]
+    # The same command whose write is rolled back by another's failure tells nobody.
+    mine = Outbox(alice.conn_id, world.posted.extend)
+    world.batch(ConnState(3), "/login carol")
+    world.chat.run(alice, parse("/group lab carol"), mine)
+    world.disk_full(True)
+    theirs = Outbox(bob.conn_id, world.posted.extend)
+    world.chat.run(bob, parse("/send alice " + "x" * 100_000), theirs)
+    world.disk_full(False)
+    mine.settle(world.committer.commit_through(mine.epochs))
+    assert replies(mine.actions) == [("group", "internal")]
+    assert not any(isinstance(a.event, GroupChange) for a in mine.actions if isinstance(a, Emit))
 
 
 def test_batch_storage_fault_answers_internal_and_recovers(world):

@@ -176,6 +176,40 @@ def test_group_names_may_be_written_with_a_hash_as_groups_lists_them(server):
     bob.error(f"/history #{g}", "not_member")
 
 
+def test_membership_changes_are_told_to_those_they_concern(server):
+    alice, bob, carol = account(server), account(server), account(server)
+    g = fresh_name("g")
+    alice.ok(f"/group {g} {bob.name}")
+    assert bob.event("group") == {
+        "type": "group", "group": g, "by": alice.name, "added": [bob.name], "left": None,
+        "members": sorted([alice.name, bob.name], key=str.lower),
+    }  # fmt: skip
+    bob.ok(f"/group {g} {carol.name}")  # a member adds: the others hear of it
+    assert alice.event("group")["added"] == [carol.name]
+    assert carol.event("group")["by"] == bob.name
+    carol.ok(f"/leave {g}")
+    for member in (alice, bob):
+        told = member.event("group")
+        assert told["left"] == carol.name and carol.name not in told["members"]
+    alice.ok(f"/group {g}")  # nobody added: nothing to tell
+    bob.ok("/ping")
+    assert not [e for e in bob.inbox if e.get("type") == "group"]
+
+
+def test_membership_changes_in_text_mode_are_one_system_line(server):
+    alice = account(server)
+    bob_name = fresh_name()
+    server.client().ok(f"/register {bob_name} pw")
+    bob = server.client(json_mode=False)
+    bob.send(f"/login {bob_name} pw")
+    assert bob.readline().startswith("System: Logged in as")
+    g = fresh_name("g")
+    alice.ok(f"/group {g} {bob_name}")
+    line = bob.readline()
+    assert line == f"System: {alice.name} added {bob_name} to #{g} (members: " + ", ".join(
+        sorted([alice.name, bob_name], key=str.lower)) + ").\n"  # fmt: skip
+
+
 def test_ack_accepts_known_ids_and_rejects_others(server):
     alice, bob = account(server), account(server)
     sent = alice.ok(f"/send {bob.name} hi")["id"]
