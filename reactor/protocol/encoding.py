@@ -143,9 +143,11 @@ def _history_text(f: dict[str, Any]) -> str:
     msgs = f["messages"]
     if not msgs:
         return f"No messages with {f['with']} yet."
+    today = time.localtime()[:3]
     items = []
     for m in msgs:
-        clock = time.strftime("%H:%M", time.localtime(m["ts"]))
+        when = time.localtime(m["ts"])
+        clock = time.strftime("%H:%M" if when[:3] == today else "%Y-%m-%d %H:%M", when)
         items.append(f"{clock} {m['from']}: {m['text']}")
     return f"History with {f['with']} ({len(msgs)}): " + " | ".join(items)
 

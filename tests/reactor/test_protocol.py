@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -839,3 +840,13 @@ def test_json_mode_escapes_c0_del_and_c1_and_keeps_the_text():
         assert all(not (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0) for c in raw), raw
         decoded = json.loads(line)
         assert decoded.get("text", decoded.get("token")) == CONTROLS
+
+
+def test_encode_text_history_gives_the_date_of_messages_not_from_today():
+    now = time.time()
+    old = {**HISTORY_MSG, "ts": now - 3 * 86400, "text": "old"}
+    new = {**HISTORY_MSG, "ts": now, "text": "new"}
+    line = encode(Ok("history", {"with": "bob", "messages": [old, new]}), "text").decode()
+    day = time.strftime("%Y-%m-%d", time.localtime(old["ts"]))
+    assert f"): {day} " in line and f"| {time.strftime('%H:%M', time.localtime(now))} " in line
+    assert line.count("\n") == 1  # still one line
