@@ -35,6 +35,7 @@ from reactor.config import Config
 from reactor.frontend import Dispatch
 from reactor.kinds import ByeReason, Mode, Model
 from reactor.net.addresses import AddressLimits
+from reactor.net.busy import loop_clock
 from reactor.net.connection import Closing, Connection, Life
 from reactor.net.handoff import Handoff
 from reactor.net.listener import Listener
@@ -117,9 +118,13 @@ class Reactor:
         """Serve until a requested stop has finished."""
         self._handoff.own()
         self.tracer.thread_start()
+        clock = loop_clock(self.tracer)
         while True:
             paused = self._listener.paused_until if self._listener is not None else 0.0
-            for key, mask in self._sel.select(self._timers.wait(time.monotonic(), paused)):
+            clock.asleep()
+            events = self._sel.select(self._timers.wait(time.monotonic(), paused))
+            clock.awake()
+            for key, mask in events:
                 key.data(mask)
             self._on_wake(0)  # actions posted while we handled events
             now = time.monotonic()
@@ -130,6 +135,7 @@ class Reactor:
                 break
             self._schedule()
             self._flush()
+        clock.finish()
         self._close_all()
 
     def _schedule(self) -> None:

@@ -39,6 +39,10 @@ class TraceHooks(Reporter):
     def io(self, kind: str, conn: int, nbytes: int) -> None:
         """`kind` is "io_read" or "io_write" (only with --trace-io)."""
 
+    def loop_busy(self, start: int, end: int, busy: int) -> None:
+        """The calling loop thread worked `busy` ns of [`start`, `end`]
+        (monotonic ns) and waited for events the rest of it."""
+
 
 #: The trace of a server run without --trace.
 NULL_TRACE = TraceHooks()

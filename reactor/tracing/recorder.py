@@ -159,6 +159,10 @@ class Tracer(TraceHooks, LockInstrument):
         if self.sample >= 1.0 or self._rng.random() < self.sample:
             self._record(("I", time.monotonic_ns(), kind, conn, nbytes))
 
+    def loop_busy(self, start: int, end: int, busy: int) -> None:
+        """A `loop_busy` event at `end`: `busy` ns of [`start`, `end`] worked."""
+        self._record(("B", end, start, busy))
+
     def event(self, ev: str, **fields: Any) -> None:
         """Any other event (order_violation, deadlock...), JSON-encoded later."""
         self._record(("X", time.monotonic_ns(), ev, fields))

@@ -80,6 +80,11 @@ class Formatter:
                     f'{{"ts":{e[1] - start},{head},"ev":"task_queued","task":{e[2]},'
                     f'"cmd":{q(e[3])},"conn":{e[4]}}}\n'
                 )
+            elif kind == "B":
+                out.append(
+                    f'{{"ts":{e[1] - start},{head},"ev":"loop_busy","from":{e[2] - start},'
+                    f'"busy_ns":{e[3]}}}\n'
+                )
             elif kind == "I":
                 out.append(
                     f'{{"ts":{e[1] - start},{head},"ev":"{e[2]}","conn":{e[3]},"bytes":{e[4]}}}\n'

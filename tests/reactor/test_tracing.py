@@ -8,6 +8,7 @@ import os
 import select
 import signal
 from collections import Counter, defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 from tests.reactor.test_guarantees import run_together
@@ -74,6 +75,24 @@ def check_well_formed(events: list[dict]) -> None:
         assert not waiting and not held and task is None
 
 
+def check_loop_busy(events: list[dict], model: str) -> None:
+    """The loop thread's `loop_busy` events tile its life, each busy for at
+    most its span, and it did work; no other thread has any."""
+    busy = [e for e in events if e["ev"] == "loop_busy"]
+    if model == "threaded":
+        assert busy == []  # no selector loop runs the chat there
+        return
+    assert busy and {e["thread"] for e in busy} == {"MainThread"}
+    life = {e["ev"]: e["ts"] for e in events if e["thread"] == "MainThread"
+            and e["ev"] in ("thread_start", "thread_end")}  # fmt: skip
+    start, end = life["thread_start"], life["thread_end"]
+    spans = [(e["from"], e["ts"]) for e in busy]
+    assert all(prev[1] == nxt[0] for prev, nxt in pairwise(spans))
+    assert start <= spans[0][0] and spans[-1][1] <= end
+    assert all(0 <= e["busy_ns"] <= e["ts"] - e["from"] for e in busy)
+    assert sum(e["busy_ns"] for e in busy) > 0
+
+
 def test_trace_is_well_formed_and_matches_stats(start_server, tmp_path, locking, model):
     trace = tmp_path / "run.jsonl"
     srv = start_server("--trace", str(trace), "--rate-limit", "0")
@@ -126,6 +145,7 @@ def test_trace_is_well_formed_and_matches_stats(start_server, tmp_path, locking,
     assert {s["name"]: s["contended"] for s in chat_locks} == {
         lock: contended[lock] for lock in acquired
     }
+    check_loop_busy(events, model)
     # No lock-order problem under the real strategies.
     assert stats["order_violations"] == 0
     assert not [e for e in events if e["ev"] in ("order_violation", "deadlock")]
