@@ -287,8 +287,12 @@ class Tui:
         elif kind == "group":
             text = messages.group_text(event, self.conn.user)
             self.system(text)
-            tab = self._find("#" + str(event.get("group")))
-            if tab is not None:
+            name = "#" + str(event.get("group"))
+            tab = self._find(name)
+            me = (self.conn.user or "").lower()
+            if tab is None and me in (a.lower() for a in event.get("added", [])):
+                self._open(name)  # its history shows this line's context
+            elif tab is not None:
                 self._append(tab, [("class:clock", f"{time.strftime('%H:%M')} "),
                                    ("class:system", text)])  # fmt: skip
             self.feed.want()

@@ -280,6 +280,8 @@ def test_tui_shows_membership_changes_in_system_and_the_group_tab(srv):
         async with running_tui(srv) as s:
             await asyncio.to_thread(bob.ok, f"/group {lab} {s.me}")
             await until(lambda: any("added you to" in x for x in s.tui.lines(SYSTEM)))
+            await until(lambda: f"#{lab}" in s.tui.tabs)  # a tab for the new group
+            assert s.tui.current == SYSTEM
             s.pipe.send_text(f"/query #{lab}\r")
             await until(lambda: s.tui.current == f"#{lab}")
             await asyncio.to_thread(bob.ok, f"/group {lab} {carol.name}")
