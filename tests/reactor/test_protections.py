@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import socket
 import threading
+import time
 
 import pytest
 
@@ -325,6 +326,13 @@ def test_password_lane_full_answers_busy_and_chat_goes_on(tmp_path, io_model):
         alice = Client(addr)
         alice.ok("/register alice pw")
         alice.ok("/login alice pw")
+        # The login's reply is posted before its batch ends (and frees its
+        # lane slot): wait for the lane to be idle, so both slots are free.
+        lane = server._engine.lane
+        deadline = time.monotonic() + 10
+        while lane.statistics().busy and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert not lane.statistics().busy
         hashing = [Client(addr) for _ in range(2)]
         with server.locks.hold(STORAGE):  # the lane's two logins block on it
             for c in hashing:
