@@ -69,6 +69,12 @@ class NamesFeed:
         """Refresh when wanted (at once, unless a refresh came just before)
         or after NAMES_REFRESH_SECONDS; runs until cancelled."""
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), NAMES_REFRESH_SECONDS)
+            # asyncio.wait, not wait_for: before Python 3.12, wait_for returns
+            # normally when it is cancelled just as the event is set, so a
+            # UI that stops while names change would wait here for minutes.
+            wanted = asyncio.ensure_future(self._wanted.wait())
+            try:
+                await asyncio.wait({wanted}, timeout=NAMES_REFRESH_SECONDS)
+            finally:
+                wanted.cancel()
             await self.refresh()

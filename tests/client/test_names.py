@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from client.connection import Disconnected
+from client.connection import Account, Connection, Disconnected
 from client.lines import TUI_COMMANDS
 from client.names import NamesFeed, names_for
 
@@ -77,3 +77,23 @@ def test_names_feed_keep_refreshes_at_once_and_when_wanted():
 
     first, second = asyncio.run(scenario())
     assert first == second == ["/users", "/groups"]
+
+
+def test_names_feed_ends_when_cancelled_just_as_names_change():
+    """A UI that stops while a refresh is wanted must not wait for the next
+    periodic refresh (asyncio.wait_for could swallow that cancellation)."""
+
+    async def scenario():
+        conn = Connection("127.0.0.1", 9, Account("alice", "pw"))  # never connected
+        feed = NamesFeed(conn, names_for({}))
+        for _ in range(20):
+            task = asyncio.create_task(feed.keep())
+            for _ in range(3):
+                await asyncio.sleep(0)  # into its wait for the next refresh
+            feed.want()
+            await asyncio.sleep(0)  # the wait is over ...
+            task.cancel()  # ... and the UI stops at that very step
+            done, _ = await asyncio.wait({task}, timeout=2)
+            assert done, "keep() went on after it was cancelled"
+
+    asyncio.run(scenario())

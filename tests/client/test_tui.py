@@ -118,8 +118,10 @@ def test_tui_group_tab_shows_its_history_once_then_live_messages(srv):
     async def scenario():
         async with running_tui(srv) as s:
             await asyncio.to_thread(bob.ok, f"/group g {s.me}")
+            # Being added opens the tab; once its history is in, the rest is live.
+            await until(lambda: "#g" in s.tui.tabs and s.tui._tab("#g").loaded)
             await asyncio.to_thread(bob.ok, f"/sendgroup g welcome {s.me}")
-            await until(lambda: "#g" in s.tui.tabs and len(messages(s.tui, "#g")) == 2)
+            await until(lambda: len(messages(s.tui, "#g")) == 2)
             await asyncio.to_thread(bob.ok, "/sendgroup g and a live one")
             await until(lambda: len(messages(s.tui, "#g")) == 3)
             assert messages(s.tui, "#g") == [
@@ -218,6 +220,7 @@ def test_tui_alt_a_prefers_private_messages(srv):
     async def scenario():
         async with running_tui(srv) as s:
             await asyncio.to_thread(bob.ok, f"/group {lab} {s.me}")
+            await until(lambda: f"#{lab}" in s.tui.tabs and s.tui._tab(f"#{lab}").loaded)
             await asyncio.to_thread(bob.ok, f"/sendgroup {lab} to the group")
             await until(lambda: s.tui.unread.get(f"#{lab}") == 1)
             await asyncio.to_thread(bob.ok, f"/send {s.me} to you")
@@ -380,15 +383,16 @@ def test_tui_a_failed_tab_command_never_changes_where_plain_lines_go(srv, typo):
     async def scenario():
         async with running_tui(srv) as s:
             bob.ok(f"/group {lab} {s.me}")
-            s.pipe.send_text(f"/query {bob.name}\r/query #{lab}\r")
-            await until(lambda: s.tui.tabs == [SYSTEM, bob.name, f"#{lab}"])
+            await until(lambda: s.tui.tabs == [SYSTEM, f"#{lab}"])  # being added opens it
+            s.pipe.send_text(f"/query {bob.name}\r")
+            await until(lambda: s.tui.tabs == [SYSTEM, f"#{lab}", bob.name])
             # /close in a conversation's tab works: it can fail only on System
             for where in (SYSTEM,) if typo == "/close" else (SYSTEM, bob.name):
                 s.tui.switch(where)
                 before = errors(s.tui)
                 s.pipe.send_text(typo + "\r")
                 await until(lambda b=before: errors(s.tui) > b)
-                await until(lambda: s.tui.tabs == [SYSTEM, bob.name, f"#{lab}"])
+                await until(lambda: s.tui.tabs == [SYSTEM, f"#{lab}", bob.name])
                 assert s.tui.current == where
             s.tui.switch(SYSTEM)
             s.pipe.send_text("hello?\r")
