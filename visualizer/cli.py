@@ -1,6 +1,6 @@
 """`chat-viz`: the visualizer's command line (options and wiring only).
 
-    chat-viz report run.jsonl -o report/ [--window 100:250] [--at 180]
+    chat-viz report run.jsonl -o report/ [--window 100:250] [--at 180] [--commands send]
     chat-viz perfetto run.jsonl -o run.perfetto.json
     chat-viz compare global.jsonl fine.jsonl -o cmp/
     chat-viz stats run.jsonl
@@ -28,6 +28,15 @@ def _window(text: str) -> tuple[int, int]:
     return int(start * MS), int(end * MS)
 
 
+def _commands(text: str) -> frozenset[str]:
+    names = frozenset(c.strip().lstrip("/") for c in text.split(",") if c.strip().lstrip("/"))
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"expected command names like send,sendgroup, got {text!r}"
+        )
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `chat-viz` parser: one subcommand per verb, each with its trace files."""
     p = argparse.ArgumentParser(prog="chat-viz", description="Pictures of a reactor-chat trace.")
@@ -41,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--out", required=True, help="report folder (created)")
     r.add_argument("--window", type=_window, help="timeline from START to END ms")
     r.add_argument("--at", type=float, help="instant (ms) of the wait-for graph")
+    r.add_argument(
+        "--commands",
+        type=_commands,
+        metavar="CMD,CMD",
+        help="commands blame.png shows, e.g. send,sendgroup (default: all, with /register "
+        "and /login, slow by design, in a panel of their own)",
+    )
     pf = sub.add_parser("perfetto", help="Chrome Trace Event JSON for ui.perfetto.dev")
     trace_arg(pf)
     pf.add_argument("-o", "--out", required=True, help="output .json file")
@@ -92,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}: open it at https://ui.perfetto.dev (Open trace file)")
     else:
         at = None if args.at is None else int(args.at * MS)
-        index = report.write_report(trace, args.out, args.window, at)
+        index = report.write_report(trace, args.out, args.window, at, args.commands)
         print(f"wrote {index}")
     return 0
 

@@ -22,8 +22,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from visualizer.graphs import deadlock_cycles, lock_order_graph, wait_for_graph
+from visualizer.graphs import NoHolder, Unheld, deadlock_cycles, lock_order_graph, wait_for_graph
 from visualizer.load import Trace
+from visualizer.units import duration
 
 CYCLE_COLOR = "#d62728"
 EDGE_COLOR = "#555555"
@@ -105,7 +106,9 @@ def draw_wait_for(ax: Axes, trace: Trace, at: int) -> Axes:
 
     Threads are boxes, locks circles; "holds" edges (lock -> thread) are
     solid, "waits for" edges (thread -> lock) dashed, deadlock edges red
-    and thicker. The title gives the time in ms and any deadlock cycle.
+    and thicker. The title gives the time in ms and any deadlock cycle; a
+    box at the bottom says why a lock waited for shows no holder (free at
+    that instant, or its holder not in the trace).
     """
     g = wait_for_graph(trace, at)
     _draw_wait_for(ax, g, _wait_for_layout(g), [], 9, detail=True)
@@ -176,8 +179,32 @@ def _draw_wait_for(ax: Axes, g: nx.DiGraph, pos: _Layout, idle: list[Hashable], 
     if not g.number_of_nodes():
         ax.text(0.5, 0.02, "no lock held or awaited", ha="center", va="bottom",
                 fontsize=fontsize, transform=ax.transAxes)  # fmt: skip
+    notes = [_no_holder_text(n, at, detail) for n in g.graph.get("unheld", ())]
+    if notes:
+        ax.text(0.5, 0.02, "\n".join(notes), ha="center", va="bottom", fontsize=fontsize - 1,
+                transform=ax.transAxes, bbox={"boxstyle": "round,pad=0.3", "fc": "white",
+                                              "ec": "#999999", "ls": "--"})  # fmt: skip
     ax.set_title(title, fontsize=fontsize + 2, color=CYCLE_COLOR if cycles else "black")
     return _frame(ax)
+
+
+def _no_holder_text(note: NoHolder, at: int, detail: bool) -> str:
+    """What the picture says of a lock waited for that nobody holds."""
+    if note.why is Unheld.NOT_SAMPLED:
+        text = f"{note.lock}: holder unknown: not sampled"
+        return text + " (--trace-sample kept only some tasks)" if detail else text
+    if note.why is Unheld.DROPPED:
+        text = f"{note.lock}: holder unknown"
+        return text + ": the trace dropped events (buffer full)" if detail else text
+    text = f"{note.lock}: no holder: free at this instant"
+    if not detail:
+        return text
+    parts = []
+    if note.released is not None:
+        parts.append(f"released by {note.released[0]} {duration(at - note.released[1])} before")
+    if note.taken is not None:
+        parts.append(f"next taken by {note.taken[0]} {duration(note.taken[1] - at)} after")
+    return text + (f"\n({'; '.join(parts)})" if parts else "")
 
 
 def _wait_for_layout(g: nx.DiGraph) -> _Layout:

@@ -2,7 +2,8 @@
 
 Owns: `load_trace(path)` and the records it returns: the header, one
 `LockSpan` per lock use (wait, acquisition, release), one `TaskRun` per
-task, one `ThreadLife` per thread, and the other events as they are.
+task, one `ThreadLife` per thread, one `LoopBusy` per `loop_busy` event,
+and the other events as they are (kinds it does not know included).
 Must not: plot or compute statistics (visualizer/stats.py does).
 
 The file is read once, line by line (streaming: memory grows with the
@@ -112,6 +113,18 @@ class ThreadLife:
     last: int  # thread_end, or its last event
 
 
+@dataclass(frozen=True, slots=True)
+class LoopBusy:
+    """A loop thread (the reactor) between ts `start` and `end`: `busy` ns
+    of it outside `select`, the rest waiting in it. A thread's records
+    tile the part of its life they cover (each starts where the last ended)."""
+
+    thread: str
+    start: int
+    end: int
+    busy: int  # Invariant: 0 <= busy <= end - start
+
+
 @dataclass
 class Trace:
     """Everything read from one trace file."""
@@ -122,6 +135,7 @@ class Trace:
     tasks: dict[int, TaskRun] = field(default_factory=dict)
     threads: dict[str, ThreadLife] = field(default_factory=dict)
     io: list[tuple[int, str, int, int]] = field(default_factory=list)  # ts, kind, conn, bytes
+    loops: list[LoopBusy] = field(default_factory=list)  # each thread's in ts order
     others: list[dict[str, Any]] = field(default_factory=list)  # order_violation, deadlock...
     events: int = 0  # event lines read
     skipped: int = 0  # malformed lines skipped (skip_bad)
@@ -158,6 +172,7 @@ _REQUIRED = {
     "task_end": ("task", "cmd"),
     "io_read": ("conn", "bytes"),
     "io_write": ("conn", "bytes"),
+    "loop_busy": ("from", "busy_ns"),
 }
 
 
@@ -256,6 +271,13 @@ class _Reader:
                 run.end = ts
         elif ev in ("io_read", "io_write"):
             trace.io.append((ts, ev, e["conn"], e["bytes"]))
+        elif ev == "loop_busy":
+            start, busy = e["from"], e["busy_ns"]
+            if not isinstance(start, int) or not isinstance(busy, int):
+                raise ValueError("loop_busy's from and busy_ns must be ints")
+            if not 0 <= start <= ts or busy < 0:
+                raise ValueError(f"loop_busy from {start} to {ts} with busy_ns {busy}")
+            trace.loops.append(LoopBusy(thread, start, ts, min(busy, ts - start)))
         elif ev not in ("thread_start", "thread_end"):
             trace.others.append(e)
 

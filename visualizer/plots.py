@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Collection
 from typing import NamedTuple
 
 from matplotlib.artist import Artist
@@ -19,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from visualizer import stats
+from visualizer import stats, units
 from visualizer.load import LockSpan, Trace
 
 _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -203,27 +204,50 @@ def lockstat_table(ax: Axes, trace: Trace) -> Axes:
     return ax
 
 
-def blame_chart(ax: Axes, trace: Trace, n: int = 10) -> Axes:
-    """The n slowest commands as stacked bars: queue delay, each lock wait
-    (labelled with the command that held the lock), running."""
-    rows = stats.blame(trace, n)
+def blame_chart(
+    ax: Axes,
+    trace: Trace,
+    n: int = 10,
+    commands: Collection[str] | None = None,
+    exclude: Collection[str] = (),
+    title: str | None = None,
+) -> Axes:
+    """The n slowest commands (of `commands`, all when None, none of
+    `exclude`: stats.blame) as stacked bars: queue delay, each lock wait
+    (labelled with the command that held the lock), running. The axis is
+    in the unit that fits the slowest (µs, ms or s)."""
+    rows = stats.blame(trace, n, commands, exclude)
+    which = f"the {len(rows)} slowest " + (_cmds(commands) if commands else "commands")
+    if exclude and not commands:
+        which += f" (without {_cmds(exclude)})"
+    ax.set_title(title or f"Where {which} spent their time")
+    if not rows:
+        ax.set_axis_off()
+        what = _cmds(commands) if commands else "command"
+        ax.text(0.5, 0.5, f"no {what} in this trace", ha="center", va="center",
+                transform=ax.transAxes)  # fmt: skip
+        return ax
+    unit, scale = units.unit_for(max(b.total for b in rows))
     style = lock_style(trace)
     for y, b in enumerate(rows):
         left = 0.0
-        ax.barh(y, b.queue_delay / 1000, left=left, color="#bbbbbb", hatch="..")
-        left += b.queue_delay / 1000
+        ax.barh(y, b.queue_delay / scale, left=left, color="#bbbbbb", hatch="..")
+        left += b.queue_delay / scale
         for lock, waited, _holder, holder_cmd in b.waits:
             color = style[lock.partition(":")[0]][0]
-            ax.barh(y, waited / 1000, left=left, color="white", edgecolor=color, hatch="////")
-            if holder_cmd and waited / 1000 > 0:
+            ax.barh(y, waited / scale, left=left, color="white", edgecolor=color, hatch="////")
+            if holder_cmd and waited > 0:
                 ax.text(left, y, f" {lock} held by /{holder_cmd}", va="center", fontsize=7)
-            left += waited / 1000
-        ax.barh(y, b.running / 1000, left=left, color="#555555")
+            left += waited / scale
+        ax.barh(y, b.running / scale, left=left, color="#555555")
     ax.set_yticks(range(len(rows)), [f"/{b.cmd} #{b.task}" for b in rows])
     ax.invert_yaxis()
-    ax.set_xlabel("µs: queued (dotted), waiting for a lock (hatched), running (dark)")
-    ax.set_title(f"Where the {len(rows)} slowest commands spent their time")
+    ax.set_xlabel(f"{unit}: queued (dotted), waiting for a lock (hatched), running (dark)")
     return ax
+
+
+def _cmds(names: Collection[str]) -> str:
+    return ", ".join(f"/{c}" for c in sorted(names))
 
 
 def activity_chart(ax: Axes, trace: Trace, intervals: int = 100) -> Axes:
@@ -247,12 +271,15 @@ def activity_chart(ax: Axes, trace: Trace, intervals: int = 100) -> Axes:
 
 
 def thread_chart(ax: Axes, trace: Trace) -> Axes:
-    """Busy / waiting / idle share of each thread."""
+    """Busy / waiting / idle share of each thread; a loop thread's busy
+    share (its time outside select, from loop_busy events) drawn apart
+    from time in tasks."""
     rows = stats.thread_times(trace)
     for y, t in enumerate(rows):
         total = max(t.lifetime, 1)
         left = 0.0
-        for part, color, hatch in ((t.busy, "#555555", ""), (t.waiting, "white", "////"),
+        for part, color, hatch in ((t.busy - t.loop, "#555555", ""), (t.loop, "#999999", "xx"),
+                                   (t.waiting, "white", "////"),
                                    (t.idle, "#eeeeee", "")):  # fmt: skip
             ax.barh(y, 100 * part / total, left=left, color=color, hatch=hatch, edgecolor="black")
             left += 100 * part / total
@@ -260,6 +287,18 @@ def thread_chart(ax: Axes, trace: Trace) -> Axes:
         range(len(rows)), [("reactor" if t.name == "MainThread" else t.name) for t in rows]
     )
     ax.invert_yaxis()
-    ax.set_xlabel("% of the thread's life: running (dark), waiting for locks (hatched), idle")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of the thread's life")
+    ax.legend(
+        handles=[
+            Patch(facecolor="#555555", edgecolor="black", label="running commands"),
+            Patch(facecolor="#999999", edgecolor="black", hatch="xx",
+                  label="loop working (outside select)"),
+            Patch(facecolor="white", edgecolor="black", hatch="////", label="waiting for locks"),
+            Patch(facecolor="#eeeeee", edgecolor="black", label="idle"),
+        ],
+        loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=4, fontsize="small",
+        frameon=False,
+    )  # fmt: skip
     ax.set_title("What each thread did")
     return ax

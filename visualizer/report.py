@@ -1,8 +1,9 @@
 """Report folders: every picture of a trace (or two traces side by side),
 the numbers behind them, and an index.html that shows it all.
 
-Owns: file names, figure sizes, captions and the HTML page. Must not:
-compute statistics or draw (visualizer/stats.py, plots.py, graphdraw.py do).
+Owns: file names, figure sizes, captions, and which pictures a report
+has. Must not: compute statistics, draw or write HTML (visualizer/stats.py,
+graphs.py, plots.py, graphdraw.py and page.py do).
 Uses `matplotlib.figure.Figure` directly, never pyplot, so it needs no
 display and no global state.
 """
@@ -10,37 +11,19 @@ display and no global state.
 from __future__ import annotations
 
 import csv
-import html
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from visualizer import graphdraw, plots, stats
+from visualizer.graphs import busiest_instant
 from visualizer.load import Trace
+from visualizer.page import write_index
 
 MS = 1_000_000
-
-
-def busiest_instant(trace: Trace) -> int:
-    """Where to look at the wait-for graph: a reported deadlock, else the
-    instant with the most threads waiting for locks (exact sweep)."""
-    for e in trace.others:
-        if e.get("ev") == "deadlock":
-            return int(e["ts"])
-    changes = []
-    for s in trace.locks:
-        stop = s.acquired if s.acquired is not None else s.timeout
-        if stop is None or stop > s.wait:
-            changes.append((s.wait, 1))
-            changes.append((stop if stop is not None else trace.end, -1))
-    best, best_at, now = 0, trace.end // 2, 0
-    for ts, d in sorted(changes, key=lambda c: (c[0], c[1])):
-        now += d
-        if now > best:
-            best, best_at = now, ts
-    return best_at
 
 
 def _save(fig: Figure, path: Path) -> str:
@@ -50,10 +33,17 @@ def _save(fig: Figure, path: Path) -> str:
 
 
 def write_report(
-    trace: Trace, out: str | Path, window: tuple[int, int] | None = None, at: int | None = None
+    trace: Trace,
+    out: str | Path,
+    window: tuple[int, int] | None = None,
+    at: int | None = None,
+    commands: Collection[str] | None = None,
 ) -> Path:
     """Write the report of `trace` into folder `out`; return index.html's path.
-    `window` (ns) limits the timeline; `at` (ns) is the wait-for instant."""
+    `window` (ns) limits the timeline; `at` (ns) is the wait-for instant
+    (default: graphs.busiest_instant); `commands` are the ones blame.png
+    shows (default: all but stats.SETUP_COMMANDS, which get a panel of
+    their own)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     at = busiest_instant(trace) if at is None else at
@@ -114,12 +104,14 @@ def write_report(
         fig,
         "wait_for.png",
         f"Wait-for graph at {at / MS:.3f} ms: who holds which lock and who waits "
-        "for it. A cycle here is a real deadlock.",
+        "for it. A cycle here is a real deadlock. Unless --at picks the instant, it is a "
+        "reported deadlock, else the moment most threads wait while every lock waited for "
+        "has a holder in the trace; a box says when a lock has none (free at that instant, "
+        "or its holder not sampled).",
     )
 
-    fig = Figure(figsize=(12, 5))
-    plots.blame_chart(fig.add_subplot(), trace)
-    add(fig, "blame.png", "The slowest commands, and whose lock they waited for.")
+    fig, caption = blame_figure(trace, commands)
+    add(fig, "blame.png", caption)
 
     fig = Figure(figsize=(12, 4.5))
     plots.activity_chart(fig.add_subplot(), trace)
@@ -130,14 +122,48 @@ def write_report(
     add(
         fig,
         "threads.png",
-        "Each thread's life: running commands, waiting for locks, idle. The reactor's "
-        "own work (reading, writing) is not a task, so its bar shows only idle.",
+        "Each thread's life: running commands, waiting for locks, idle. The reactor "
+        "runs no command: its busy share is its time outside select (reading, parsing, "
+        "writing), from its loop_busy events; a trace without them shows it idle.",
     )
 
     summary = summarize(trace)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     title = f"Trace report: {Path(trace.path).name}"
-    return _write_index(out, title, summary, pictures, stats.lockstat_text(rows))
+    return write_index(out, title, [(trace.header.locking, summary)], pictures,
+                       stats.lockstat_text(rows), _DATA_FILES)  # fmt: skip
+
+
+#: The data files of a report folder, linked from its index.html.
+_DATA_FILES = ("summary.json", "lockstat.csv", "lockstat.txt")
+#: Rows in blame.png: steady-state commands, then the setup panel.
+BLAME_ROWS, SETUP_ROWS = 10, 4
+
+
+def blame_figure(trace: Trace, commands: Collection[str] | None = None) -> tuple[Figure, str]:
+    """blame.png and its caption: the slowest of `commands`; or, by default,
+    the slowest steady-state commands with, below, the slowest setup ones
+    (stats.SETUP_COMMANDS), which would otherwise fill the list."""
+    present = {r.cmd for r in trace.tasks.values() if r.run_time is not None}
+    setup = sorted(present & stats.SETUP_COMMANDS)
+    if commands or not setup:
+        fig = Figure(figsize=(12, 5))
+        plots.blame_chart(fig.add_subplot(), trace, BLAME_ROWS, commands)
+        which = ", ".join(f"/{c}" for c in sorted(commands)) if commands else "commands"
+        return fig, f"The slowest {which}, and whose lock they waited for."
+    fig = Figure(figsize=(12, 7.5))
+    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [BLAME_ROWS, SETUP_ROWS]})
+    plots.blame_chart(top, trace, BLAME_ROWS, exclude=stats.SETUP_COMMANDS)
+    names = ", ".join(f"/{c}" for c in setup)
+    plots.blame_chart(bottom, trace, SETUP_ROWS, setup,
+                      title=f"Setup: the slowest {names} (hashing a password takes tens of ms, "
+                      "by design)")  # fmt: skip
+    caption = (
+        f"The slowest commands, and whose lock they waited for; {names} hash a password "
+        "(scrypt), so they are shown apart, below. Choose the commands shown with "
+        "--commands send,sendgroup."
+    )
+    return fig, caption
 
 
 def summarize(trace: Trace) -> dict[str, Any]:
@@ -184,6 +210,7 @@ def write_compare(a: Trace, b: Trace, out: str | Path) -> Path:
     add(fig, "threads.png", "What each thread did, in each run.")
     summaries = {"a": summarize(a), "b": summarize(b)}
     (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
+    runs = [(name[0], summaries["a"]), (name[1], summaries["b"])]
     with open(out / "compare.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(("run", *stats.LOCKSTAT_COLUMNS))
@@ -192,29 +219,5 @@ def write_compare(a: Trace, b: Trace, out: str | Path) -> Path:
     tables = "\n\n".join(
         f"{n}\n{stats.lockstat_text(stats.lockstat(t))}" for n, t in zip(name, (a, b), strict=True)
     )
-    return _write_index(out, f"{name[0]} vs {name[1]}", summaries, pictures, tables)
-
-
-def _write_index(
-    out: Path, title: str, summary: dict[str, Any], pictures: list[tuple[str, str]], table: str
-) -> Path:
-    esc = html.escape
-    figures = "\n".join(
-        f'<figure><img src="{esc(src)}" alt="{esc(cap)}">'
-        f"<figcaption>{esc(cap)}</figcaption></figure>"
-        for src, cap in pictures
-    )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1300px;margin:2em auto}}
-img{{max-width:100%;border:1px solid #ccc}}figure{{margin:2em 0}}
-pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}</style></head>
-<body><h1>{esc(title)}</h1>
-<pre>{esc(json.dumps(summary, indent=2))}</pre>
-<h2>Lock statistics</h2><pre>{esc(table)}</pre>
-{figures}
-</body></html>
-"""
-    index = out / "index.html"
-    index.write_text(page)
-    return index
+    return write_index(out, f"{name[0]} vs {name[1]}", runs, pictures, tables,
+                       ("summary.json", "compare.csv"))  # fmt: skip

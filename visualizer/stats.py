@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from visualizer.load import LockSpan, TaskRun, Trace
@@ -122,41 +122,103 @@ def aligned(table: Sequence[Sequence[str]], left: int) -> str:
 
 @dataclass(frozen=True)
 class ThreadTime:
-    """How one thread spent its life, in ns."""
+    """How one thread spent its life, in ns.
+    Invariant: busy + waiting + idle == lifetime."""
 
     name: str
     lifetime: int
-    busy: int  # in tasks, not waiting for a lock
+    busy: int  # working: in tasks, or a loop outside select; not waiting for a lock
     waiting: int  # waiting for locks
-    idle: int  # outside tasks
+    idle: int  # outside tasks, or a loop waiting in select
+    loop: int = 0  # of `busy`, the part its loop_busy events measured
 
 
 def thread_times(trace: Trace) -> list[ThreadTime]:
-    """Busy, waiting and idle time of each thread, in thread order."""
-    in_tasks: dict[str, int] = defaultdict(int)
+    """Busy, waiting and idle time of each thread, in thread order.
+
+    Where a thread's `loop_busy` events cover its life, their `busy_ns`
+    are its working time there (lock waits inside it count as waiting),
+    the rest idle. Elsewhere it works inside tasks and idles outside them."""
+    covered = _loop_cover(trace)
+    in_tasks: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for run in trace.tasks.values():
-        if run.thread is not None and run.run_time is not None:
-            in_tasks[run.thread] += run.run_time
-    waiting: dict[str, int] = defaultdict(int)
+        if run.thread is not None and run.start is not None and run.end is not None:
+            in_tasks[run.thread].append((run.start, run.end))
+    waits: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for s in trace.locks:
         end = s.acquired if s.acquired is not None else s.timeout
         if end is None:  # never ended: waited until the thread's last event
             end = trace.threads[s.thread].last
-        waiting[s.thread] += end - s.wait
+        waits[s.thread].append((s.wait, end))
     out = []
     for name in trace.thread_order():
         life = trace.threads[name]
         lifetime = life.last - life.first
-        task_time = min(in_tasks[name], lifetime)
+        loops = covered.get(name, _Cover([], [], 0))
+        span_in, busy_in = loops.length, loops.busy
+        task_total = sum(b - a for a, b in in_tasks[name])
+        task_in = sum(loops.overlap(a, b) for a, b in in_tasks[name])
+        wait_total = sum(b - a for a, b in waits[name])
+        wait_in = min(sum(loops.overlap(a, b) for a, b in waits[name]), busy_in)
+        task_out = min(task_total - task_in, lifetime - span_in)
+        wait_out = min(wait_total - wait_in, task_out)
         out.append(
             ThreadTime(
                 name,
                 lifetime,
-                task_time - min(waiting[name], task_time),
-                min(waiting[name], task_time),
-                lifetime - task_time,
+                busy=(busy_in - wait_in) + (task_out - wait_out),
+                waiting=wait_in + wait_out,
+                idle=(span_in - busy_in) + (lifetime - span_in - task_out),
+                loop=busy_in - wait_in,
             )
         )
+    return out
+
+
+@dataclass(frozen=True)
+class _Cover:
+    """The parts of one thread's life its loop_busy events cover: disjoint
+    [start, end) intervals sorted by start, their total length and busy ns."""
+
+    starts: list[int]
+    ends: list[int]
+    busy: int
+
+    @property
+    def length(self) -> int:
+        return sum(e - s for s, e in zip(self.starts, self.ends, strict=True))
+
+    def overlap(self, a: int, b: int) -> int:
+        """ns of [a, b) inside the covered parts."""
+        total = 0
+        i = max(0, bisect.bisect_right(self.starts, a) - 1)
+        while i < len(self.starts) and self.starts[i] < b:
+            total += max(0, min(b, self.ends[i]) - max(a, self.starts[i]))
+            i += 1
+        return total
+
+
+def _loop_cover(trace: Trace) -> dict[str, _Cover]:
+    """Per thread, its loop_busy intervals clipped to its life (a clipped
+    interval keeps its share of busy ns); overlaps are dropped, not counted twice."""
+    out: dict[str, _Cover] = {}
+    by_thread: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for b in trace.loops:
+        by_thread[b.thread].append((b.start, b.end, b.busy))
+    for name, parts in by_thread.items():
+        life = trace.threads[name]
+        starts: list[int] = []
+        ends: list[int] = []
+        busy = 0
+        for start, end, ns in sorted(parts):
+            lo = max(start, life.first, ends[-1] if ends else start)
+            hi = min(end, life.last)
+            if hi <= lo:
+                continue
+            busy += ns if (lo, hi) == (start, end) else ns * (hi - lo) // (end - start)
+            starts.append(lo)
+            ends.append(hi)
+        out[name] = _Cover(starts, ends, busy)
     return out
 
 
@@ -230,9 +292,27 @@ class Blame:
         return self.queue_delay + sum(w[1] for w in self.waits) + self.running
 
 
-def blame(trace: Trace, n: int = 10) -> list[Blame]:
-    """The `n` slowest tasks (queue delay + run time), slowest first."""
-    timed = [(t, r) for r in trace.tasks.values() if (t := r.run_time) is not None]
+#: Commands that hash a password (scrypt, tens of ms each by design, on the
+#: password lane): a few of them at log-in time would fill every "slowest"
+#: list, so pictures of steady-state commands leave them out.
+SETUP_COMMANDS = frozenset({"register", "login"})
+
+
+def blame(
+    trace: Trace,
+    n: int = 10,
+    commands: Collection[str] | None = None,
+    exclude: Collection[str] = (),
+) -> list[Blame]:
+    """The `n` slowest tasks (queue delay + run time), slowest first: of
+    the commands in `commands` (all when None), but none in `exclude`."""
+    timed = [
+        (t, r)
+        for r in trace.tasks.values()
+        if (t := r.run_time) is not None
+        and (commands is None or r.cmd in commands)
+        and r.cmd not in exclude
+    ]
     timed.sort(key=lambda tr: -((tr[1].queue_delay or 0) + tr[0]))
     spans_of_task: dict[int, list[LockSpan]] = defaultdict(list)
     holds: dict[str, list[tuple[int, LockSpan]]] = defaultdict(list)  # (acquired, span)

@@ -15,7 +15,8 @@ import pytest
 
 from tests.support.chatclient import ServerProcess, account, fresh_name
 from tests.support.tracegen import TraceBuilder
-from visualizer import cli, stats
+from visualizer import cli, report, stats
+from visualizer.graphs import Unheld, busiest_instant, wait_for_graph
 from visualizer.load import TraceError, load_trace
 
 
@@ -190,6 +191,25 @@ def test_cli_report_on_a_real_trace(real_traces, tmp_path, capsys):
     assert cli.main(["report", str(real_traces["fine"]), "-o", str(tmp_path / "w"),
                      "--window", "0:5", "--at", "1"]) == 0  # fmt: skip
     _check_report(tmp_path / "w")
+
+
+def test_report_of_a_real_trace_shows_steady_state_holders_and_the_reactor(real_traces):
+    """Each client registered and logged in (password hashing), then sent."""
+    trace = load_trace(real_traces["global"])
+    fig, _ = report.blame_figure(trace)
+    steady, setup = ([t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes)
+    assert steady and not [c for c in steady if c.startswith(("/login ", "/register "))]
+    assert any(c.startswith("/sendgroup ") for c in steady)
+    assert setup and all(c.startswith(("/login ", "/register ")) for c in setup)
+    g = wait_for_graph(trace, busiest_instant(trace))
+    waited = {lock for _, lock, kind in g.edges(data="kind") if kind == "waits"}
+    held = {lock for lock, _, kind in g.edges(data="kind") if kind == "holds"}
+    unheld = g.graph["unheld"]
+    assert waited == (waited & held) | {n.lock for n in unheld}  # each one explained
+    assert all(n.why is Unheld.FREE for n in unheld)  # a whole trace: never "unknown"
+    reactor = next(t for t in stats.thread_times(trace) if t.name == "MainThread")
+    assert 0 < reactor.loop <= reactor.busy  # its loop_busy events: not all idle
+    assert reactor.busy + reactor.waiting + reactor.idle == reactor.lifetime
 
 
 def test_cli_compare_perfetto_and_stats_on_real_traces(real_traces, tmp_path, capsys):
