@@ -41,6 +41,7 @@ from classroom.slowconsumer import (
     run_slow_consumer,
 )
 from loadgen.run import LoadSpec
+from visualizer.stats import aligned
 
 # --- threads vs the reactor --------------------------------------------------------------
 
@@ -150,6 +151,34 @@ def io_model_lines(found: list[Result]) -> tuple[str, ...]:
 # --- the scenarios ----------------------------------------------------------------------
 
 
+_SLOW_CAPTIONS = {
+    "growth.png": "Bytes the server had for the reader (blue) against bytes written to its "
+    "socket (black): the orange gap is its output buffer, until the red line where the server "
+    "dropped it; the messages after that are kept only in the database (hatched).",
+    "growth-zoom.png": "The same, on the last milliseconds before the drop: each orange step "
+    "is one commit's messages waiting in the buffer.",
+    "backlog.png": "The reader's output buffer against --max-outbuf (dotted): every commit's "
+    "bytes come and go at once until the kernel stops taking them; then the buffer passes the "
+    "limit and is cut.",
+    "ids.png": "One tick per message id: sent, read on the old connection, replayed at the "
+    "next login (every id, in id order).",
+}
+#: The numbers of the run on its page: (label, key of its summary).
+_SLOW_NUMBERS = (
+    ("--max-outbuf, bytes", "max_outbuf"), ("queued for the reader at the drop, bytes",
+    "queued_at_drop"), ("peak backlog, bytes", "peak_backlog"), ("dropped after, ms", "drop_ms"),
+    ("messages sent", "sent"), ("sent before the drop", "sent_before_drop"),
+    ("read on the old connection", "read_before_drop"), ("unread at the next login", "unread"),
+    ("replayed", "replayed"), ("lost", "lost"), ("replay in id order", "in_order"),
+)  # fmt: skip
+
+
+def _number(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3f}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
 def slow_consumer(out: Path, quick: bool = False) -> RunResult:
     """Flood a reader that never reads, watch its buffer grow to the limit,
     see it dropped, and replayed in full at its next login."""
@@ -165,7 +194,11 @@ def slow_consumer(out: Path, quick: bool = False) -> RunResult:
     summary |= {"sent": len(sc.sent), "read_before_drop": len(sc.read_before_drop),
                 "replayed": len(sc.replayed), "lost": len(sc.lost), "in_order": sc.in_order,
                 "drop_ms": g.drop_ms, "peak_backlog": max(b or 0 for b in g.backlog)}  # fmt: skip
-    return RunResult("slow-consumer", out, sc.trace, None, summary, sc.lines())
+    numbers = [(label, _number(summary[key])) for label, key in _SLOW_NUMBERS]
+    tables = (("The run", aligned(numbers, left=1)), ("The server's log", sc.drop_log),
+              ("/stats connections afterwards", json.dumps(sc.counters, indent=1)))  # fmt: skip
+    pictures = tuple((n, c) for n, c in _SLOW_CAPTIONS.items() if (out / n).exists())
+    return RunResult("slow-consumer", out, sc.trace, None, summary, sc.lines(), pictures, tables)
 
 
 def threads_vs_reactor(out: Path, quick: bool = False) -> RunResult:
@@ -174,16 +207,23 @@ def threads_vs_reactor(out: Path, quick: bool = False) -> RunResult:
     works = io_workloads(idle=50, clients=10, rate=200, duration=0.5) if quick else io_workloads(
         idle=1000, clients=50, rate=1000, duration=3)  # fmt: skip
     found = compare_io_models(works, repeat=1 if quick else 3)
-    pictures = bench_results.plots(found, out)  # idle.png, private.png, latency.png
+    kinds = ("idle", "private", "latency")
+    plotted = bench_results.plots(found, out)  # idle.png, private.png, latency.png
     fig = Figure(figsize=(15, 4.5))
-    for i, kind in enumerate(("idle", "private", "latency")):
+    for i, kind in enumerate(kinds):
         io_model_chart(fig.add_subplot(1, 3, i + 1), found, kind)
     fig.tight_layout()
     fig.savefig(out / "io_models.png", dpi=DPI)
-    tables = [bench_results.table(found, kind) for kind in ("idle", "private", "latency")]
-    links = [f"![{p.stem}]({p.name})" for p in [out / "io_models.png", *pictures]]
+    tables = [bench_results.table(found, kind) for kind in kinds]
+    links = [f"![{p.stem}]({p.name})" for p in [out / "io_models.png", *plotted]]
     text = ["# Threads vs reactor (one run per cell)", *tables, "\n".join(links)]
     (out / "README.md").write_text("\n\n".join(text) + "\n")
     cells = [asdict(c) for r in found for c in r.runs]
     (out / "cells.json").write_text(json.dumps(cells, indent=1))
-    return RunResult("threads-vs-reactor", out, None, None, {"cells": cells}, io_model_lines(found))
+    pictures = [("io_models.png", "Each I/O model's median per workload: memory per idle "
+                 "connection, messages delivered per second, send→delivery latency.")]  # fmt: skip
+    pictures += [(p.name, f"The benchmark's chart (chat-bench): {_HEADLINE[p.stem][1]}")
+                 for p in plotted if p.stem in _HEADLINE]  # fmt: skip
+    return RunResult("threads-vs-reactor", out, None, None, {"cells": cells},
+                     io_model_lines(found), tuple(pictures),
+                     tuple(zip((_HEADLINE[k][1] for k in kinds), tables, strict=True)))  # fmt: skip

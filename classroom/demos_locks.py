@@ -236,7 +236,8 @@ def tour(out: Path, quick: bool = False) -> RunResult:
     task = pick_task(trace, "send")
     steps = task_story(trace, task)
     report = write_report(trace, out / "report", window=story_window(steps)).parent
-    (out / "story.txt").write_text(format_story(steps) + "\n")
+    story = format_story(steps)
+    (out / "story.txt").write_text(story + "\n")
     took = (steps[-1].ns - steps[0].ns) / US
     lines = (f"fine locking, {clients} clients: {summary.delivered_per_s:.0f} msgs/s, "
              + _latency(summary), _busiest(trace),
@@ -244,7 +245,8 @@ def tour(out: Path, quick: bool = False) -> RunResult:
              "steps (story.txt, report/timeline.png)")  # fmt: skip
     numbers = {"load": summary.as_dict(), "trace": summarize(trace), "task": task,
                "story": [[s.ns, s.thread, s.what] for s in steps]}  # fmt: skip
-    return RunResult("tour", out, path, report, numbers, lines)
+    tables = ((f"One /send (task {task}), from the bytes in to the reply out", story),)
+    return RunResult("tour", out, path, report, numbers, lines, tables=tables)
 
 
 def global_vs_fine(out: Path, quick: bool = False) -> RunResult:
@@ -256,7 +258,8 @@ def global_vs_fine(out: Path, quick: bool = False) -> RunResult:
         runs[locking] = (load_trace(path), summary)
     (g, g_sum), (f, f_sum) = runs["global"], runs["fine"]
     report = write_compare(g, f, out / "compare").parent
-    (out / "compare.txt").write_text(compare_runs(runs) + "\n")
+    table = compare_runs(runs)
+    (out / "compare.txt").write_text(table + "\n")
     ratio = f_sum.delivered_per_s / max(g_sum.delivered_per_s, 1e-9)
     lines = (*(f"{name:>6}: {s.delivered_per_s:.0f} msgs/s, {_latency(s)}; {_busiest(t)}"
                for name, (t, s) in runs.items()),
@@ -264,7 +267,8 @@ def global_vs_fine(out: Path, quick: bool = False) -> RunResult:
              " (one SQLite connection, one GIL)")  # fmt: skip
     numbers = {name: {"load": s.as_dict(), "trace": summarize(t)} for name, (t, s) in runs.items()}
     numbers["fine_over_global"] = ratio
-    return RunResult("global-vs-fine", out, out / "fine.jsonl", report, numbers, lines)
+    return RunResult("global-vs-fine", out, out / "fine.jsonl", report, numbers, lines,
+                     tables=(("The two runs", table),))  # fmt: skip
 
 
 def deadlock(out: Path, quick: bool = False) -> RunResult:
@@ -289,7 +293,9 @@ def deadlock(out: Path, quick: bool = False) -> RunResult:
     numbers = {"order_cycles": cycles, "replies": found.replies, "recovered": found.recovered,
                "deadlock_after": found.deadlock_after, "trace": summarize(trace),
                "moments": moments and dataclasses.asdict(moments)}  # fmt: skip
-    return RunResult("deadlock", out, found.trace, report, numbers, tuple(lines))
+    tables = (("The lock-order checker, one client", lock_reports(inversion.log)),
+              ("The inverted run: lock reports in its log", lock_reports(found.log)))  # fmt: skip
+    return RunResult("deadlock", out, found.trace, report, numbers, tuple(lines), tables=tables)
 
 
 SCENARIOS = {"tour": tour, "global-vs-fine": global_vs_fine, "deadlock": deadlock}

@@ -1,7 +1,8 @@
 """What a classroom scenario is and what it leaves behind.
 
-Owns: `RunResult` (a scenario's folder, trace, report and a three-line
-summary) and `Scenario`, the shape of a scenario function. Must not:
+Owns: `RunResult` (a scenario's folder, trace, report, a three-line
+summary, and the captions and tables of its page) and `Scenario`, the
+shape of a scenario function. Must not:
 import a scenario module or the registry (classroom/scenario.py): every
 scenario imports this module, so it stays at the bottom.
 
@@ -9,7 +10,9 @@ A scenario is a function `run(out: Path, quick: bool = False) -> RunResult`:
 it starts a real server on a free loopback port (classroom/live.py), drives
 it (loadgen/run.py or a few scripted clients), stops it, writes what it
 measured into `out` (the trace, a visualizer report, numbers as JSON), and
-returns where those are. `quick` shrinks it to seconds for the test suite.
+returns where those are, with a caption for each picture it saved and its
+text tables, for the folder's index.html (classroom/page.py). `quick`
+shrinks it to seconds for the test suite.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class RunResult:
     report: Path | None = None  # a visualizer report folder (index.html inside)
     summary: dict[str, Any] = field(default_factory=dict)  # numbers, JSON-serialisable
     lines: tuple[str, ...] = ()  # three lines for a person
+    pictures: tuple[tuple[str, str], ...] = ()  # (file name in `out`, caption), in page order
+    tables: tuple[tuple[str, str], ...] = ()  # (heading, fixed-width text) for its page
 
 
 class Scenario(Protocol):

@@ -5,8 +5,9 @@ compare predicted with measured waits.
 
 Owns: `whatif_spec` (the load), `traced_load` (one traced server run and
 its measured window on the trace's clock), `run_whatif` (the three runs
-and the comparison rows) and `scenario`, with what it writes (whatif.txt,
-whatif.png, whatif.json). Must not: model or measure locks itself
+and the comparison rows) and `scenario`, with its three lines
+(`summary_lines`) and what it writes (whatif.txt, whatif.png,
+whatif.json). Must not: model or measure locks itself
 (classroom/whatif.py does), start a server other than through
 classroom/live.py, or read traces other than with visualizer/load.py.
 
@@ -17,6 +18,7 @@ classroom/live.py, or read traces other than with visualizer/load.py.
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,10 +31,11 @@ from classroom.whatif import (
     Row,
     check_holds,
     format_rows,
+    format_us,
     handoff_gaps,
     measure,
+    mg1_gap,
     split_global,
-    summary_lines,
     what_if_rows,
     whatif_chart,
 )
@@ -109,20 +112,51 @@ def run_whatif(
     return {r.name: r for r in (base, fine, more)}, rows
 
 
+def summary_lines(rows: list[Row], workers: int) -> tuple[str, str, str]:
+    """Three lines for a person from `what_if_rows`' rows (the base run had
+    `workers` workers): the base lock, M/G/1's prediction for it and why it
+    is off (`mg1_gap`), the fine locks, the run with more workers."""
+    us = format_us
+    base, fine = rows[0], [r for r in rows if r.run.startswith("fine")]
+    more = [r for r in rows if r.model.startswith("MVA") and r.run != base.run]
+    last = "no run with more workers"
+    if more:
+        m = more[0]
+        last = (
+            f"{m.run}: MVA predicts {us(m.predicted_wait)} µs at {m.predicted_rate:,.0f} acq/s;"
+            f" measured {us(m.measured.mean_wait)} µs at {m.measured.rate:,.0f}/s"
+        )
+    return (
+        f"{base.run}: λ {base.measured.rate:,.0f}/s, ρ {base.measured.rho:.2f}; M/G/1 predicts"
+        f" {us(base.predicted_wait)} µs mean wait, measured {us(base.measured.mean_wait)} µs. "
+        + mg1_gap(base, workers),
+        "fine, predicted from the global trace vs measured (µs): "
+        + ", ".join(f"{r.lock} {us(r.predicted_wait)} vs {us(r.measured.mean_wait)}" for r in fine),
+        last,
+    )
+
+
 def scenario(out: Path, quick: bool = False) -> RunResult:
     """Model the `global` lock from one trace, predict `fine` and 8 workers,
     run both, compare predicted with measured waits."""
     spec = whatif_spec(clients=8, seconds=1.0) if quick else whatif_spec(clients=32, seconds=3)
-    runs, rows = run_whatif(out, spec)
-    (out / "whatif.txt").write_text(format_rows(rows) + "\n")
+    workers = 4
+    runs, rows = run_whatif(out, spec, workers=workers, more_workers=2 * workers)
+    gap, table = mg1_gap(rows[0], workers), format_rows(rows)
+    (out / "whatif.txt").write_text(f"{table}\n\n{textwrap.fill(f'{rows[0].run}: {gap}', 100)}\n")
     save_chart(out / "whatif.png", whatif_chart, rows, size=(13, 5))
     summary = {
         "rows": [asdict(r) for r in rows],
-        "holds_not_in_table": check_holds(load_trace(runs["fine-4"].trace)),
+        "mg1_gap": gap,
+        "holds_not_in_table": check_holds(load_trace(runs[f"fine-{workers}"].trace)),
         "delivered_per_s": {n: t.load.delivered_per_s for n, t in runs.items()},
         "windows_ns": {n: t.window for n, t in runs.items()},
         "handoff_gaps": {n: handoff_gaps(load_trace(t.trace), t.window) for n, t in runs.items()},
     }
     (out / "whatif.json").write_text(json.dumps(summary, indent=1, default=str))
-    lines = summary_lines(rows)
-    return RunResult("what-if", out, runs["global-4"].trace, None, summary, lines)
+    picture = ("whatif.png", "Predicted (hatched) against measured (orange) mean wait per run,"
+               " lock and model, log axis; the black tick is M/G/1 fed with the run's own λ and"
+               " holds.")  # fmt: skip
+    lines, tables = summary_lines(rows, workers), (("Predicted vs measured", table),)
+    trace = runs[f"global-{workers}"].trace
+    return RunResult("what-if", out, trace, None, summary, lines, (picture,), tables)

@@ -1,6 +1,7 @@
 """The I/O demos (classroom/demos_io.py, classroom/whatif.py): each scenario end
-to end through `chat-demo --quick` on real servers, and the readings and the
-what-if's queueing models on small inputs with hand-computed answers."""
+to end through `chat-demo --quick` on real servers, with the page of its
+folder, and the readings and the what-if's queueing models on small inputs
+with hand-computed answers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ matplotlib.use("Agg")
 import pytest
 from matplotlib.figure import Figure
 
-from classroom import demos_io, whatif
+from classroom import demos_io, whatif, whatif_runs
+from tests.classroom.pages import assert_index_shows_every_picture
 from tests.support.chatclient import run_demo
 from tests.support.tracegen import TraceBuilder
 from visualizer.load import load_trace
@@ -37,6 +39,9 @@ def test_demo_slow_consumer_is_dropped_and_loses_nothing(tmp_path, capsys):
     assert summary["sent"] > summary["sent_before_drop"] > summary["read_before_drop"] > 0
     assert summary["drop_ms"] > 0 and summary["peak_backlog"] > summary["max_outbuf"] // 2
     assert "bye slow_consumer" in lines[0] and "lost 0" in lines[2]
+    page = assert_index_shows_every_picture(tmp_path, lines)
+    assert {"growth.png", "backlog.png", "ids.png"} <= set(page.images)
+    assert "summary.json" in page.links and "slow-consumer.jsonl" in page.links
 
 
 def test_demo_threads_vs_reactor_measures_every_io_model(tmp_path, capsys):
@@ -53,6 +58,8 @@ def test_demo_threads_vs_reactor_measures_every_io_model(tmp_path, capsys):
         else:
             assert c["delivered_per_s"] > 0 and c["p50_ms"] > 0
     assert lines[0].startswith("idle-50: RSS KiB per idle connection: reactor")
+    page = assert_index_shows_every_picture(tmp_path, lines)
+    assert page.images[0] == "io_models.png" and "cells.json" in page.links
 
 
 def test_demo_what_if_predicts_and_runs_the_alternatives(tmp_path, capsys):
@@ -69,6 +76,10 @@ def test_demo_what_if_predicts_and_runs_the_alternatives(tmp_path, capsys):
     assert summary["holds_not_in_table"] == {}  # HOLDS agrees with what `fine` really took
     assert all(v > 0 for v in summary["delivered_per_s"].values())
     assert lines[0].startswith("global, 4 workers: λ") and lines[1].startswith("fine")
+    gap = summary["mg1_gap"]  # why M/G/1 missed the run it was fed from, in the first line
+    assert gap.startswith("M/G/1 ") and lines[0].endswith(". " + gap)
+    assert " ".join(gap.split()) in " ".join((tmp_path / "whatif.txt").read_text().split())
+    assert assert_index_shows_every_picture(tmp_path, lines).images == ["whatif.png"]
 
 
 # --- the slow consumer's buffer, read from a trace ------------------------------------------
@@ -188,7 +199,31 @@ def test_what_if_rows_table_and_chart(tmp_path):
     assert "W meas µs" in whatif.format_rows(rows).splitlines()[0]
     ax = whatif.whatif_chart(Figure().add_subplot(), rows)
     assert len(ax.patches) == 2 * len(rows)
-    assert len(whatif.summary_lines(rows)) == 3
+    lines = whatif_runs.summary_lines(rows, 2)
+    assert len(lines) == 3 and lines[0].endswith(whatif.mg1_gap(rows[0], 2))
+
+
+def gap_row(predicted_us: float, measured_us: float) -> whatif.Row:
+    """The M/G/1 row of a lock taken 4,000 times a second, held 50 µs."""
+    measured = whatif.LockLoad("global", 4000, 1.0, 50e-6, 1e-8, measured_us * 1e-6)
+    return whatif.Row("global, 4 workers", "global", "M/G/1", predicted_us * 1e-6, 4000, 0.2,
+                      measured)  # fmt: skip
+
+
+def test_mg1_gap_says_why_the_model_is_off_in_the_direction_it_is():
+    high = whatif.mg1_gap(gap_row(1000, 250), 4)
+    assert high.startswith("M/G/1 is 4.0× too high: it assumes an open system")
+    assert (
+        "closed: at most 3 of its 4 workers can wait (L = λW = 1.0 did)" in high
+    )  # 4,000/s × 250 µs
+    assert whatif.mg1_gap(gap_row(math.inf, 250), 4).startswith("M/G/1 sees no bound (ρ ≥ 1)")
+    low = whatif.mg1_gap(gap_row(100, 300), 4)
+    assert low.startswith("M/G/1 is 3.0× too low: it assumes independent Poisson arrivals")
+    assert "bursts" in low and "open system" not in low
+    near = whatif.mg1_gap(gap_row(100, 110), 4)  # L = 0.44, far below the 3 that can wait
+    assert near.startswith("M/G/1 and the run agree within 25 %") and "hardly binds" in near
+    assert "cancel" in whatif.mg1_gap(gap_row(500, 450), 4)  # L = 1.8 of at most 3
+    assert whatif.mg1_gap(gap_row(0, 0), 4).startswith("M/G/1 and the run agree")
 
 
 def test_check_holds_names_locks_a_command_took_beyond_the_table(tmp_path):

@@ -1,6 +1,7 @@
 """The lock demos (classroom/demos_locks.py): each scenario end to end through
-`chat-demo --quick` on a real server, and the trace readings the notebooks
-rely on, on synthetic traces with hand-computed answers."""
+`chat-demo --quick` on a real server, with the page of its folder, and the
+trace readings the notebooks rely on, on synthetic traces with
+hand-computed answers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ matplotlib.use("Agg")
 
 from classroom import demos_locks
 from loadgen.run import LoadSpec, Summary
+from tests.classroom.pages import assert_index_shows_every_picture
 from tests.support.chatclient import run_demo
 from tests.support.tracegen import TraceBuilder
 from visualizer.load import load_trace
@@ -27,6 +29,8 @@ def test_demo_tour_traces_one_send_from_bytes_to_reply(tmp_path, capsys):
     assert any(w.startswith("starts /send") for w in story)
     assert any(w.startswith("starts /commit") for w in story)
     assert "msgs/s" in lines[0] and "busiest lock" in lines[1] and "/send" in lines[2]
+    page = assert_index_shows_every_picture(tmp_path, lines)
+    assert "report/index.html" in page.links and "story.txt" in page.links
 
 
 def test_demo_global_vs_fine_runs_both_strategies(tmp_path, capsys):
@@ -41,6 +45,7 @@ def test_demo_global_vs_fine_runs_both_strategies(tmp_path, capsys):
     assert summary["fine_over_global"] > 0
     assert lines[0].lstrip().startswith("global:") and "busiest lock global" in lines[0]
     assert lines[1].lstrip().startswith("fine:")
+    assert "compare/index.html" in assert_index_shows_every_picture(tmp_path, lines).links
 
 
 def test_demo_deadlock_reports_the_cycle_and_recovers(tmp_path, capsys):
@@ -55,6 +60,7 @@ def test_demo_deadlock_reports_the_cycle_and_recovers(tmp_path, capsys):
     assert summary["trace"]["deadlocks"] >= 1 and len(summary["moments"]["cycle"]) == 2
     assert summary["replies"].get("internal", 0) >= 1  # the wait that gave up
     assert "sessions -> storage -> sessions" in lines[0] and "deadlock after" in lines[1]
+    assert "report/index.html" in assert_index_shows_every_picture(tmp_path, lines).links
 
 
 # --- readings of a trace -----------------------------------------------------------------
