@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
@@ -19,7 +20,7 @@ from client.history import LineHistory, history_for
 from client.lines import REPL_COMMANDS
 from client.names import names_for
 from client.repl import Repl
-from tests.support.chatclient import ServerProcess, account, fresh_name, until
+from tests.support.chatclient import Client, ServerProcess, account, fresh_name, until
 
 
 def completions(names: Names, text: str) -> list[str]:
@@ -269,13 +270,19 @@ def test_repl_unread_counts_and_query_clears_them(srv):
     assert counted == 3 and repl.unread[bob.name] == 0
 
 
-def test_connection_reconnects_and_loses_nothing(tmp_path):
+def server_to_kill(tmp_path) -> tuple[Path, ServerProcess, int, Client, str]:
+    """A server to kill and start again on its database and port, a logged-in
+    bob on it, and the name of a registered user: (db, server, port, bob, name)."""
     db = tmp_path / "chat.db"
     first = ServerProcess(db, "--rate-limit", "0").start()
-    port = first.addr[1]
     bob = account(first)
     name = fresh_name()
     first.client().ok(f"/register {name} pw")
+    return db, first, first.addr[1], bob, name
+
+
+def test_connection_reconnects_and_loses_nothing(tmp_path):
+    db, first, port, bob, name = server_to_kill(tmp_path)
 
     async def scenario():
         seen = []
@@ -307,12 +314,7 @@ def test_connection_reconnects_and_loses_nothing(tmp_path):
 
 
 def test_repl_while_reconnecting_one_status_and_a_typed_line_is_kept(tmp_path):
-    db = tmp_path / "chat.db"
-    first = ServerProcess(db, "--rate-limit", "0").start()
-    port = first.addr[1]
-    bob = account(first)
-    name = fresh_name()
-    first.client().ok(f"/register {name} pw")
+    db, first, port, bob, name = server_to_kill(tmp_path)
 
     async def scenario():
         conn = Connection(*first.addr, Account(name, "pw"))
