@@ -85,9 +85,13 @@ def test_tab_bar_and_status_line():
     assert [style for style, _ in bar[::2]] == [
         "class:tab.current", "class:tab.unread", "class:tab.mention"]  # fmt: skip
     tabs[1].scroll = 5
-    conn = SimpleNamespace(state="reconnecting", user=None)
+    conn = SimpleNamespace(state="reconnecting", user=None, attempts=0)
     status = status_line(conn, lambda: tabs[1])()[0][1]
     assert status.startswith(" reconnecting | - | bob | 5 lines below (PgDn) | Alt+1..9")
+    conn.attempts = 3
+    status = status_line(conn, lambda: tabs[1], lambda: True)()[0][1]
+    assert status.startswith(" reconnecting (try 3; typed lines are kept) | - | bob | 5 lines")
+    assert "| auto-switch |" in status
 
 
 def test_tab_append_keeps_a_scrolled_reader_in_place_and_drops_old_lines():
