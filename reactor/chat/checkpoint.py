@@ -74,8 +74,8 @@ class Checkpointer:
         finally:
             db.close()
 
-    def checkpoint(self, db: sqlite3.Connection) -> tuple[int, int, int]:
-        """One PASSIVE checkpoint on `db`: (busy, log frames, frames copied)."""
-        busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    def checkpoint(self, db: sqlite3.Connection) -> None:
+        """One PASSIVE checkpoint on `db` (what SQLite cannot copy yet waits
+        for the next one)."""
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.checkpoints += 1
-        return busy, frames, copied

@@ -90,9 +90,10 @@ def srv(tmp_path):
     server.stop()
 
 
-async def run_repl(srv, name, lines, done=None):
-    """Log `name` in, type `lines` into a REPL through a pipe, and return
-    the REPL once `done(repl)` holds (or after the lines), with /exit."""
+async def run_repl(srv, name, lines, done=None, then=None):
+    """Log `name` in, type `lines` into a REPL through a pipe, run `then()`
+    (blocking calls of another client) in a thread, and return the REPL once
+    `done(repl)` holds (or after the lines), with /exit."""
     conn = Connection(*srv.addr, Account(name, "pw"))
     await conn.start()
     with create_pipe_input() as pipe:
@@ -101,6 +102,8 @@ async def run_repl(srv, name, lines, done=None):
         for line in lines:
             pipe.send_text(line + "\r")
             await asyncio.sleep(0)  # let the prompt take the line
+        if then is not None:
+            await asyncio.to_thread(then)
         if done is not None:
             await until(lambda: done(repl))
         pipe.send_text("/exit\r")
@@ -226,19 +229,12 @@ def test_repl_shows_being_added_to_a_group(srv):
     srv.client().ok(f"/register {name} pw")
     g = fresh_name("g")
 
-    async def scenario():
-        conn = Connection(*srv.addr, Account(name, "pw"))
-        await conn.start()
-        with create_pipe_input() as pipe:
-            repl = Repl(conn, input=pipe, output=DummyOutput())
-            task = asyncio.create_task(repl.run())
-            await asyncio.to_thread(bob.ok, f"/group {g} {name}")
-            await until(lambda: any("added you to" in s for s in repl.shown))
-            pipe.send_text("/exit\r")
-            await asyncio.wait_for(task, 10)
-            return repl
+    def added(repl):
+        return any("added you to" in s for s in repl.shown)
 
-    repl = asyncio.run(scenario())
+    repl = asyncio.run(
+        run_repl(srv, name, [], done=added, then=lambda: bob.ok(f"/group {g} {name}"))
+    )
     (line,) = [s for s in repl.shown if "added you to" in s]
     assert line.startswith(f"System: {bob.name} added you to #{g} (members: ")
 
