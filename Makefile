@@ -11,7 +11,7 @@ ARGS   ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,client,viz,notebooks]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,client,viz,notebooks,cluster]'
 	touch $(STAMP)
 
 run: $(STAMP)

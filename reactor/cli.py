@@ -7,6 +7,7 @@ server logic.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import logging
 import signal
@@ -76,7 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--ip", default="127.0.0.1", help="address to listen on")
     a("--port", type=_non_negative(int), default=9000, help="TCP port (0 picks a free one)")
-    a("--db", default="chat.db", help="SQLite file for users, groups and history")
+    a(
+        "--store",
+        "--db",
+        dest="db",
+        default="chat.db",
+        metavar="STORE",
+        help="where users, groups and history live: a SQLite file, or postgresql://HOST/DB "
+        "shared by the nodes of a cluster (with --bus; docs/cluster.md)",
+    )
+    a(
+        "--bus",
+        metavar="URL",
+        help="redis://HOST:PORT/N: the cluster's notifications between nodes (with a "
+        "postgresql:// --store)",
+    )
+    a("--node", metavar="NAME", help="this cluster node's name (default: host:port)")
     a(
         "--loglevel",
         default="INFO",
@@ -222,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cluster_installed() -> bool:
+    """True if the cluster's drivers (psycopg, redis-py) can be imported."""
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("psycopg", "psycopg_pool", "redis")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `chat-server` with `argv` (default: the command line) until a
     signal stops it; returns the exit status (1: the server could not start)."""
@@ -234,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         # and this model writes from any thread: TLS is the reactor's.
         build_parser().error("--model threaded does not serve TLS; use --model reactor")
     config = Config(**{k: v for k, v in vars(args).items()})
+    if config.clustered != bool(config.bus):
+        build_parser().error("a postgresql:// --store and --bus redis://... go together")
+    if config.clustered and not _cluster_installed():
+        log.error("cannot start: a cluster node needs: pip install 'reactor-chat[cluster]'")
+        return 1
     try:
         server = Server(config)
         server.start()

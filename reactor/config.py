@@ -19,7 +19,9 @@ class Config:
 
     ip: str = "127.0.0.1"
     port: int = 9000
-    db: str = "chat.db"
+    db: str = "chat.db"  # --store: a SQLite file, or postgresql://... for a cluster node
+    bus: str | None = None  # redis://host:port/n, with a postgresql:// store
+    node: str | None = None  # the cluster node's name (default host:port)
     loglevel: str = "INFO"
     max_line: int = limits.MAX_LINE
     max_outbuf: int = limits.MAX_OUTBUF
@@ -43,6 +45,11 @@ class Config:
     auth: Auth = Auth.PASSWORD
     tls_cert: str | None = None  # with tls_key: serve TLS only (no plain port)
     tls_key: str | None = None
+
+    @property
+    def clustered(self) -> bool:
+        """True if the store is a PostgreSQL database shared by nodes."""
+        return self.db.startswith(("postgresql://", "postgres://"))
 
     def __post_init__(self) -> None:
         for name, kind in (("locking", Strategy), ("model", Model), ("auth", Auth)):

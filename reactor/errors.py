@@ -26,3 +26,11 @@ class LockTimeout(RuntimeError):
 
 class DatabaseInUse(OSError):
     """Another process (another server) holds the database file."""
+
+
+class NodeNameInUse(OSError):
+    """Another running cluster node already has this node's name."""
+
+
+class StoreUnavailable(OSError):
+    """The cluster's PostgreSQL or Redis could not be reached at start."""

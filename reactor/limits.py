@@ -124,3 +124,25 @@ SCRYPT_R = 8
 SCRYPT_P = 1
 SCRYPT_SALT_BYTES = 16
 SCRYPT_KEY_BYTES = 32
+
+# --- cluster (reactor/cluster) ---------------------------------------------------
+
+#: How long a node waits to connect to PostgreSQL. A connection is made
+#: holding the ``storage`` lock, so every writer of the node waits with it;
+#: a few seconds tells "down" from "slow" without freezing the node.
+PG_CONNECT_SECONDS = 3
+#: A node reads others' commits from PostgreSQL at least this often, even if
+#: no notification came (the bus is down, or its message was lost): the
+#: worst added delay of a message when Redis is gone.
+CLUSTER_POLL_SECONDS = 1.0
+#: A node's heartbeat in the ``nodes`` table; a node not seen for
+#: NODE_ALIVE_SECONDS is dead (killed), and its sessions no longer count as
+#: online in `/users`. Five missed beats: a busy node is not taken for dead.
+HEARTBEAT_SECONDS = 2.0
+NODE_ALIVE_SECONDS = 10.0
+#: Waits between attempts to reach Redis again after it went away: the
+#: first retry at once (a restart is quick), then up to this much.
+BUS_RETRY_MAX_SECONDS = 2.0
+#: Rows read from PostgreSQL per catch-up query, so a node far behind
+#: (after a long outage) delivers in slices, not in one huge list.
+CATCH_UP_ROWS = 1000

@@ -13,6 +13,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from reactor.actions import Action
 from reactor.chat.checkpoint import Checkpointer
@@ -22,6 +23,7 @@ from reactor.chat.engine import Engine
 from reactor.chat.owner import DatabaseOwner
 from reactor.chat.sessions import Sessions
 from reactor.chat.storage import Storage
+from reactor.chat.store import Store
 from reactor.config import Config
 from reactor.frontend import Frontend
 from reactor.kinds import Model
@@ -34,6 +36,9 @@ from reactor.sync.locks import STORAGE, make_locking
 from reactor.tracing.hooks import NULL_TRACE, TraceHooks
 from reactor.tracing.recorder import Tracer
 
+if TYPE_CHECKING:
+    from reactor.cluster.node import ClusterNode
+
 log = logging.getLogger("reactor.server")
 
 
@@ -44,15 +49,22 @@ class Server:
     def __init__(self, config: Config, instruments: Sequence[LockInstrument] = ()) -> None:
         """`instruments` watch the locks too, after the server's own (a test's)."""
         self.config = config
-        self.owner = DatabaseOwner(config.db)
-        self.owner.claim()  # before anything is opened: one server per database
+        self.node_name = ""
+        if config.clustered:
+            from reactor.cluster.node import default_node_name
+
+            self.node_name = config.node or default_node_name(config.port)
+        self.owner: DatabaseOwner | None = None
+        if not config.clustered:
+            self.owner = DatabaseOwner(config.db)
+            self.owner.claim()  # before anything is opened: one server per database
         self.tracer: TraceHooks = NULL_TRACE
         own: list[LockInstrument] = []
         if config.trace:
             tracer = Tracer(
                 config.trace, locking=config.locking,
                 workers=0 if config.model is Model.INLINE else config.workers,
-                sample=config.trace_sample,
+                sample=config.trace_sample, node=self.node_name,
             )  # fmt: skip
             self.tracer = tracer
         self.checker: OrderChecker | None = None
@@ -70,9 +82,22 @@ class Server:
         # threshold: long enough for the watchdog to see the cycle first.
         give_up = 4 * config.watchdog if config.watchdog > 0 else None
         self.locks = make_locking(config.locking, self.hooks, timeout=give_up)
-        self.storage = Storage(config.db, autocheckpoint=False)
-        self.checkpointer = Checkpointer(config.db)
-        self.sessions = Sessions()
+        self.cluster: ClusterNode | None = None
+        self.checkpointer: Checkpointer | None = None
+        self.storage: Store
+        self.sessions: Sessions
+        if config.clustered:
+            from reactor.cluster.node import ClusterNode
+
+            assert config.bus is not None  # the CLI asks for both
+            self.cluster = ClusterNode(
+                config.db, config.bus, self.node_name, self.hooks, self._post
+            )
+            self.storage, self.sessions = self.cluster.storage, self.cluster.sessions
+        else:
+            self.storage = Storage(config.db, autocheckpoint=False)
+            self.checkpointer = Checkpointer(config.db)
+            self.sessions = Sessions()
         self._front: Frontend | None = None
         self._engine: Engine | None = None
         self.address: tuple[str, int] | None = None
@@ -81,7 +106,8 @@ class Server:
     def start(self) -> tuple[str, int]:
         """Build the chat side and the I/O model, bind, start the workers."""
         config = self.config
-        committer = Committer(self.locks, self.storage, self.sessions, self._post)
+        feed = self.cluster.feed if self.cluster else None
+        committer = Committer(self.locks, self.storage, self.sessions, self._post, feed)
         chat = Chat(
             self.locks, self.storage, self.sessions, committer, auth=config.auth,
             max_login_failures=config.max_login_failures, statistics=self.statistics,
@@ -99,13 +125,17 @@ class Server:
             front = Reactor(config, engine, self.tracer, tls_context(config))
         self._front = front
         self.address = front.bind()
+        if self.cluster is not None:
+            self.cluster.open(self.locks, committer)
         engine.start()
-        self.checkpointer.start()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         if self.watchdog is not None:
             self.watchdog.start()
         log.info(
-            "listening on %s:%d (%s, locking %s, db %s%s%s)",
-            *self.address, front.name, self.locks.name, config.db,
+            "listening on %s:%d (%s, locking %s, %s %s%s%s)",
+            *self.address, front.name, self.locks.name,
+            f"node {self.node_name}, store" if self.cluster else "db", _shown(config.db),
             f", trace {config.trace}" if self.tracer.enabled else "",
             ", TLS" if config.tls_cert else "",
         )  # fmt: skip
@@ -125,10 +155,17 @@ class Server:
             self._front.close()
             if self.watchdog is not None:
                 self.watchdog.stop()
-            self.checkpointer.stop()
+            if self.checkpointer is not None:
+                self.checkpointer.stop()
             with self.locks.hold(STORAGE):
-                self.storage.close()
-            self.owner.release()
+                try:
+                    self.storage.close()
+                except self.storage.Error as exc:
+                    log.error("closing the store failed: %s", exc)
+            if self.cluster is not None:
+                self.cluster.close()
+            if self.owner is not None:
+                self.owner.release()
             if isinstance(self.tracer, Tracer):
                 self.tracer.close()
             log.info("server stopped")
@@ -146,6 +183,7 @@ class Server:
         assert self._front is not None
         front = self._front.statistics()
         named = [lock.statistics() for lock in self.locks.locks()]
+        named += self.storage.lock_statistics()
         locks = tuple(sorted((*named, *front.locks), key=lambda s: s.name))
         return ServerStatistics(
             locking=str(self.locks.name),
@@ -155,7 +193,18 @@ class Server:
             pool=front.pool,
             connections=front.connections,
             order_violations=len(self.checker.reports) if self.checker else 0,
+            node=self.node_name,
+            cluster=self.cluster.statistics() if self.cluster else None,
         )
+
+
+def _shown(store: str) -> str:
+    """`store` fit for a log: a PostgreSQL URL without its password."""
+    scheme, sep, rest = store.partition("://")
+    if sep and "@" in rest:
+        who, _, where = rest.rpartition("@")
+        return f"{scheme}://{who.partition(':')[0]}@{where}"
+    return store
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:

@@ -56,6 +56,22 @@ class FrontStatistics:
 
 
 @dataclass(frozen=True)
+class ClusterStatistics:
+    """A cluster node's view: its delivery watermark, the bus, the reads
+    of others' commits from PostgreSQL (reactor/cluster/node.py)."""
+
+    node: str
+    watermark: int
+    bus_connected: bool
+    published: int
+    received: int
+    bus_reconnects: int
+    polls: int
+    catch_up_reads: int
+    caught_up: int  # others' messages those reads found
+
+
+@dataclass(frozen=True)
 class ServerStatistics:
     """The whole `/stats` snapshot."""
 
@@ -66,6 +82,8 @@ class ServerStatistics:
     pool: PoolStatistics
     connections: ConnectionStatistics
     order_violations: int
+    node: str = ""  # the cluster node's name; "" for a server on its own
+    cluster: ClusterStatistics | None = None
 
 
 def class_statistics(stats: tuple[LockStats, ...] | list[LockStats]) -> tuple[LockStats, ...]:

@@ -72,11 +72,11 @@ def run_batches(
         tasks.enter(task)
         tracer.task_start(task)
         try:
-            lost = chat.committer.commit_through(epochs)
+            settled = chat.committer.commit_through(epochs)
         finally:
             tracer.task_end(task)
         for out in outs:
-            out.settle(lost)
+            out.settle(settled)
     tasks.enter(None)
     actions: list[Action] = []
     for out in outs:
@@ -121,6 +121,8 @@ def _housekeeping(chat: Chat, conn: ConnState, item: TextAck | Disconnect, out: 
         else:
             chat.disconnect(conn)
     except LockTimeout as exc:  # the `inverted` demo's waits give up
+        log.error("%s for connection %d failed: %s", item_name(item), conn.conn_id, exc)
+    except chat.storage.Error as exc:  # the database failed or is unreachable
         log.error("%s for connection %d failed: %s", item_name(item), conn.conn_id, exc)
     except Exception:
         log.exception("%s for connection %d failed", item_name(item), conn.conn_id)

@@ -23,7 +23,7 @@ from reactor.chat.commit import Committer
 from reactor.chat.outbox import Outbox
 from reactor.chat.passwords import hash_password, verify_password
 from reactor.chat.sessions import ConnState, Sessions
-from reactor.chat.storage import Group, Storage, User
+from reactor.chat.store import Group, Store, User
 from reactor.errors import ChatError, LockTimeout
 from reactor.kinds import Auth, ByeReason, Mode
 from reactor.protocol import COMMANDS, Command, Error, GroupChange, Ok, stats_fields, valid_name
@@ -42,7 +42,7 @@ class Chat:
     def __init__(
         self,
         locks: Locking,
-        storage: Storage,
+        storage: Store,
         sessions: Sessions,
         committer: Committer,
         *,
@@ -78,6 +78,10 @@ class Chat:
             return
         except ChatError as exc:
             out.reply(Error(cmd.name, exc.code, exc.message))
+            return
+        except self.storage.Error as exc:  # the database failed or is unreachable
+            log.error("/%s from %s failed: %s", cmd.name, conn.user or conn.peer, exc)
+            out.reply(Error(cmd.name, "internal", "internal server error; nothing was changed"))
             return
         except Exception:
             log.exception("/%s from %s failed", cmd.name, conn.user or conn.peer)
@@ -132,7 +136,7 @@ class Chat:
             with self.locks.hold(SESSIONS, STORAGE):
                 user = self.storage.user(user.name) or user
                 replaced = self.sessions.bind(user.name.lower(), conn.conn_id)
-                unread = self.storage.unread(user, self.storage.committed_max_id)
+                unread = self.storage.unread(user, self.committer.feed.watermark)
                 groups = [g for g, _ in self.storage.user_groups(user.id)]
             conn.user, conn.user_id = user.name, user.id
             if replaced is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from reactor.actions import Action, Emit
-from reactor.chat.commit import Committer
+from reactor.chat.commit import Committer, Settlement
 from reactor.protocol import Error, Event, Ok
 
 
@@ -59,9 +59,13 @@ class Outbox:
             self._write_events.append((len(self.actions), self._cmd_epoch))
         self.actions.append(Emit(conn, event))
 
-    def settle(self, lost: set[int]) -> None:
-        """After the commit: turn replies of writes in `lost` epochs into `internal`."""
+    def settle(self, settled: Settlement) -> None:
+        """After the commit: turn replies of writes in lost epochs into
+        `internal`, and give provisional message ids their final value."""
+        lost, ids = settled.lost, settled.ids
         for i, epoch in self._write_replies:
+            if ids and epoch not in lost:
+                self._renumber(i, ids)
             if epoch in lost:
                 # `reply` put there the `Emit` of a command's `ok` or `error`.
                 replied = cast(Emit, self.actions[i]).event
@@ -76,13 +80,19 @@ class Outbox:
         self.epochs = set()
         self._cmd_epoch = 0
 
-    def flush_held(self, committer: Committer) -> set[int]:
+    def _renumber(self, i: int, ids: dict[int, int]) -> None:
+        emit = cast(Emit, self.actions[i])
+        if isinstance(emit.event, Ok) and emit.event.fields.get("id") in ids:
+            fields = {**emit.event.fields, "id": ids[emit.event.fields["id"]]}
+            self.actions[i] = Emit(emit.conn, Ok(emit.event.cmd, fields))
+
+    def flush_held(self, committer: Committer) -> frozenset[int]:
         """Commit and post everything so far; caller holds ``delivery``.
         Returns the epochs whose writes were lost."""
-        lost = committer.commit_held(self.epochs) if self.epochs else set()
-        self.settle(lost)
+        settled = committer.commit_held(self.epochs) if self.epochs else Settlement()
+        self.settle(settled)
         self.post_now()
-        return lost
+        return settled.lost
 
     def take(self) -> list[Action]:
         """The actions so far, handed over for posting (only after `settle`

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 
 from reactor import limits
+from reactor.chat.store import Delivery, Group, User
 from reactor.protocol import Message
+from reactor.stats import LockStats
 
 SCHEMA_VERSION = 1
 
@@ -79,34 +80,11 @@ _Params = tuple[object, ...]
 _MessageRow = tuple[int, str, str | None, str | None, str, float]
 
 
-@dataclass(frozen=True)
-class User:
-    """A row of ``users``: `cursor` is the highest message id acknowledged."""
-
-    id: int
-    name: str
-    pwhash: str | None
-    cursor: int
-
-
-@dataclass(frozen=True)
-class Group:
-    """A row of ``groups``."""
-
-    id: int
-    name: str
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A message and the user keys it goes to, as decided when it was stored."""
-
-    message: Message
-    recipients: tuple[str, ...]
-
-
 class Storage:
-    """The chat database. Not thread-safe: hold the ``storage`` lock key."""
+    """The chat database in one SQLite file (a `Store`). Not thread-safe:
+    hold the ``storage`` lock key."""
+
+    Error: type[Exception] = sqlite3.Error
 
     def __init__(self, path: str, *, autocheckpoint: bool = True) -> None:
         """`autocheckpoint=False`: a `Checkpointer` does it, never a commit."""
@@ -132,6 +110,14 @@ class Storage:
         self.committed_epoch = 0
         self.failed: set[int] = set()
         self.committed_max_id = self._one("SELECT COALESCE(MAX(id), 0) FROM messages")
+
+    def final_ids(self, epochs: set[int]) -> dict[int, int]:
+        """Empty: a message's id is final when it is written."""
+        return {}
+
+    def lock_statistics(self) -> list[LockStats]:
+        """None: one process owns the file (reactor/chat/owner.py)."""
+        return []
 
     # --- schema -----------------------------------------------------------
 

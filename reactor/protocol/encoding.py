@@ -227,7 +227,8 @@ _OK_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
 def stats_fields(s: ServerStatistics) -> dict[str, Any]:
     """The `ok` fields of `/stats` (times in µs), from the snapshot record."""
     pool, conns = s.pool, s.connections
-    return {
+    fields: dict[str, Any] = {
+        "node": s.node or None,
         "locking": s.locking,
         "locks": [_lock_fields(x) for x in s.locks],
         "classes": [_lock_fields(x) for x in s.classes],
@@ -242,6 +243,15 @@ def stats_fields(s: ServerStatistics) -> dict[str, Any]:
         },
         "order_violations": s.order_violations,
     }
+    if s.cluster is not None:
+        c = s.cluster
+        fields["cluster"] = {
+            "node": c.node, "watermark": c.watermark, "bus_connected": c.bus_connected,
+            "published": c.published, "received": c.received,
+            "bus_reconnects": c.bus_reconnects, "polls": c.polls,
+            "catch_up_reads": c.catch_up_reads, "caught_up": c.caught_up,
+        }  # fmt: skip
+    return fields
 
 
 def _lock_fields(s: LockStats) -> dict[str, Any]:

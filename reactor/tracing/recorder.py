@@ -72,14 +72,17 @@ class Tracer(TraceHooks, LockInstrument):
 
     enabled = True
 
-    def __init__(self, path: str, *, locking: str, workers: int, sample: float = 1.0) -> None:
+    def __init__(
+        self, path: str, *, locking: str, workers: int, sample: float = 1.0, node: str = ""
+    ) -> None:
+        """`node`: the cluster node's name, written in the header (none alone)."""
         self.path = path
         self.sample = sample
         self.start_ns = time.monotonic_ns()
         header = {
             "type": "header", "version": 1, "clock": "monotonic_ns",
             "start_unix": time.time(), "locking": locking, "workers": workers,
-            "sample": sample,
+            "sample": sample, **({"node": node} if node else {}),
         }  # fmt: skip
         with open(path, "w", encoding="utf-8") as f:
             f.write(json.dumps(header) + "\n")
