@@ -158,7 +158,7 @@ class _Procs:
 
 
 def run(spec: LoadSpec, on_start=None, on_end=None) -> Summary:
-    """Drive the server at `spec.host:spec.port` and measure it.
+    """Drive the server at `spec.host:spec.port` (and `spec.extra_ports`) and measure it.
 
     Calls `on_start()` in the calling process the moment the measured window
     starts (every client logged in, groups made, warmup done) and `on_end()` the
@@ -253,7 +253,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ip", dest="host", default=d.host, help="server address (loopback)")
     p.add_argument("--host", dest="host", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    p.add_argument("--port", type=int, default=d.port, help="server port")
+    p.add_argument(
+        "--port", type=int, action="append", default=argparse.SUPPRESS,
+        help=f"server port (default: {d.port}); repeat it to spread the clients over several "
+        "servers on --ip, e.g. the nodes of a cluster (client i on the (i mod n)-th)",
+    )  # fmt: skip
     p.add_argument("--clients", type=int, default=d.clients, help="simulated users")
     p.add_argument(
         "--mode", choices=MODES, default=d.mode,
@@ -294,8 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     try:
         cpus = tuple(int(c) for c in a.cpus.split(",")) if a.cpus else None
+        ports = getattr(a, "port", None) or [LoadSpec().port]  # --port, repeated
         spec = LoadSpec(
-            **{k: getattr(a, k) for k in ("host", "port", "clients", "mode", "window", "rate")},
+            **{k: getattr(a, k) for k in ("host", "clients", "mode", "window", "rate")},
+            port=ports[0],
+            extra_ports=tuple(ports[1:]),
             **{k: getattr(a, k) for k in ("duration", "warmup", "drain", "groups", "group_size")},
             **{k: getattr(a, k) for k in ("procs", "password", "prefix", "text_bytes")},
             mix=_parse_mix(a.mix),

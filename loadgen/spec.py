@@ -1,6 +1,7 @@
 """What a load run is: `LoadSpec` and the checks it must pass before it runs.
 
-Owns: the fields of a run (who, how many, which traffic, how long, where),
+Owns: the fields of a run (who, how many, which traffic, how long, where: one port
+or several on one host),
 their defaults and the checks a spec must pass (`check_spec`: every problem
 in words for a person, and loopback only), the address it resolves to
 (`loopback`) and the number of load processes it uses (`default_procs`).
@@ -29,6 +30,9 @@ class LoadSpec:
 
     host: str = "127.0.0.1"
     port: int = 9000
+    # More servers on `host` (the nodes of a cluster): the clients are spread over
+    # (port, *extra_ports), client i on the (i mod n)-th; () keeps them all on `port`.
+    extra_ports: tuple[int, ...] = ()
     clients: int = 100
     mode: str = "closed"  # "closed" | "open" | "idle"
     mix: tuple[tuple[str, float], ...] = (("private", 1.0),)  # kinds private/group; weights sum 1
@@ -86,6 +90,7 @@ def check_spec(spec: LoadSpec) -> None:
             f"cpus must be some of the usable CPUs {sorted(usable)}",
         ),
         (spec.text_bytes < 0, "text_bytes must be 0 or more"),
+        (any(not 0 < p < 65536 for p in spec.extra_ports), "extra ports must be 1..65535"),
         (not _NAME.fullmatch(f"{spec.prefix}g{spec.clients}"), "prefix: letters, digits, _.-"),
         (spec.password is not None and not re.fullmatch(r"\S+", spec.password), "bad password"),
     ]

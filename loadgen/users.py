@@ -9,8 +9,9 @@ server's lines mean is loadgen/wire.py's `Crowd` (sans-IO), which this
 module feeds what the sockets read. Must not: parse or build protocol lines,
 import loadgen/run.py (it imports us; what a run is comes from loadgen/spec.py),
 talk to the parent other than through its pipe, connect anywhere but the
-address the parent checked, or wait on the server or the parent without a
-deadline.
+address the parent checked (or that host on the spec's `extra_ports`: client i
+connects to the (i mod n)-th of the n addresses), or wait on the server or the
+parent without a deadline.
 
 Each user acks like the real client (a cumulative `/ack` once loadgen/wire.py
 ACK_EVERY messages are unacked or ACK_DELAY after the first, then everything before
@@ -92,6 +93,9 @@ class _Worker:
         conn: Connection,
     ) -> None:  # fmt: skip
         self.spec, self.family, self.addr, self.conn = spec, family, addr, conn
+        # Client i connects to addrs[i % len(addrs)]: the checked address, then its host
+        # on each extra port (an IPv6 address keeps its flow info and scope id).
+        self.addrs = [addr, *((addr[0], port, *addr[2:]) for port in spec.extra_ports)]
         self.k, self.procs = k, procs  # this is process k of procs; client i lives in i % procs
         self.crowd = Crowd(spec, k, procs, make_user=_Sim)
         # The crowd made its users with `_Sim`: its lists hold nothing else.
@@ -196,20 +200,24 @@ class _Worker:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex(self.addr)
+            addr = self._addr_of(sim)
+            err = sock.connect_ex(addr)
             if err not in (0, errno.EINPROGRESS):
                 sock.close()
-                self._fail(sim, "connect", f"connect to {self.addr}: {os.strerror(err)}")
+                self._fail(sim, "connect", f"connect to {addr}: {os.strerror(err)}")
                 continue
             self.sel.register(sock, selectors.EVENT_WRITE, sim)
             sim.sock = sock
             self.connecting += 1
 
+    def _addr_of(self, sim: _Sim) -> tuple[Any, ...]:
+        return self.addrs[sim.index % len(self.addrs)]
+
     def _connected(self, sim: _Sim) -> None:
         assert sim.sock is not None  # a connect in flight is registered
         err = sim.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            self._fail(sim, "connect", f"connect to {self.addr}: {os.strerror(err)}")
+            self._fail(sim, "connect", f"connect to {self._addr_of(sim)}: {os.strerror(err)}")
             return
         self.connecting -= 1
         self.sel.modify(sim.sock, selectors.EVENT_READ, sim)

@@ -361,11 +361,17 @@ class Chat:
             log.info("%s disconnected", conn.user)
 
     def _tell(self, conn: ConnState, out: Outbox, change: GroupChange, names: list[str]) -> None:
-        """`change`, once committed, to the online `names` but the caller (holds ``sessions``)."""
+        """`change`, once committed, to the online `names` but the caller,
+        here and on other nodes (holds ``sessions``)."""
+        away = []
         for name in names:
             other = self.sessions.conn_of(name.lower())
-            if other is not None and other != conn.conn_id:
+            if other is None:
+                away.append(name.lower())
+            elif other != conn.conn_id:
                 out.tell(other, change)
+        if away:
+            out.after_commit(lambda: self.sessions.tell_elsewhere(away, change))
 
     # --- lookups (caller holds ``storage``) ------------------------------------------------
 

@@ -32,6 +32,7 @@ class Outbox:
         self._cmd_epoch = 0  # epoch the current command wrote into, 0 if none
         self._write_replies: list[tuple[int, int]] = []  # (index in actions, epoch)
         self._write_events: list[tuple[int, int]] = []  # the same, for `tell`
+        self._after: list[tuple[int, Callable[[], None]]] = []  # (epoch, call)
 
     def start_command(self) -> None:
         """A new command begins: it has written nothing yet."""
@@ -59,6 +60,14 @@ class Outbox:
             self._write_events.append((len(self.actions), self._cmd_epoch))
         self.actions.append(Emit(conn, event))
 
+    def after_commit(self, call: Callable[[], None]) -> None:
+        """Run `call()` once the current command's write is committed (at
+        once if it wrote nothing); never if that write is lost."""
+        if self._cmd_epoch:
+            self._after.append((self._cmd_epoch, call))
+        else:
+            call()
+
     def settle(self, settled: Settlement) -> None:
         """After the commit: turn replies of writes in lost epochs into
         `internal`, and give provisional message ids their final value."""
@@ -75,8 +84,12 @@ class Outbox:
         dropped = {i for i, epoch in self._write_events if epoch in lost}
         if dropped:
             self.actions = [a for i, a in enumerate(self.actions) if i not in dropped]
+        for epoch, call in self._after:
+            if epoch not in lost:
+                call()
         self._write_replies = []
         self._write_events = []
+        self._after = []
         self.epochs = set()
         self._cmd_epoch = 0
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reactor.protocol import GroupChange
+
 
 class Sessions:
     """Which connection each logged-in user is on. Hold ``sessions``."""
@@ -38,6 +40,10 @@ class Sessions:
     def online(self) -> set[str]:
         """The keys of every logged-in user (a copy)."""
         return set(self._conn_of)
+
+    def tell_elsewhere(self, user_keys: list[str], event: GroupChange) -> None:
+        """Send `event` to those of `user_keys` logged in on other servers
+        (a cluster's nodes); here there are none. Needs no lock."""
 
 
 @dataclass

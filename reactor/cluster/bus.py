@@ -10,7 +10,11 @@ Channels, under a prefix that names the cluster's database (so clusters
 and test runs sharing a Redis never hear each other):
 - ``<prefix>commits``: "a node committed up to id N" (payload: N);
 - ``<prefix>node:<name>``: to one node, "end user U's session on your
-  connection C" (payload: JSON ``{"user": U, "conn": C}``).
+  connection C" (payload: JSON ``{"user": U, "conn": C}``);
+- ``<prefix>events``: a group's membership changed, for users on other
+  nodes (payload: JSON ``{"from": node, "users": [...], "group": ...}``,
+  the `GroupChange` fields). Not stored anywhere: like on one node, whoever
+  misses it learns the same from the login reply and /groups.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import redis
 
 from reactor import limits
+from reactor.protocol import GroupChange
 
 log = logging.getLogger("reactor.cluster.bus")
 
@@ -52,6 +57,7 @@ class Bus:
         *,
         on_commit: Callable[[int], None],
         on_replace: Callable[[str, int], None],
+        on_event: Callable[[list[str], GroupChange], None],
         on_connect: Callable[[], None],
     ) -> None:
         """`on_commit(id)`, `on_replace(user, conn)` and `on_connect()` (a
@@ -59,11 +65,14 @@ class Bus:
         listener thread."""
         self._url = url
         self.commits = prefix + "commits"
+        self.events = prefix + "events"
+        self._node = node
         self._prefix = prefix
         self.mine = f"{prefix}node:{node}"
         self._client_name = f"reactor-chat:{node}"
         self._on_commit = on_commit
         self._on_replace = on_replace
+        self._on_event = on_event
         self._on_connect = on_connect
         self._pub = self._redis()
         self._stop = threading.Event()
@@ -118,6 +127,16 @@ class Bus:
             self._notes.append((f"{self._prefix}node:{node}", note))
             self._pending.notify()
 
+    def broadcast(self, user_keys: list[str], event: GroupChange) -> None:
+        """Send `event` to `user_keys` on the other nodes (never blocks)."""
+        note = json.dumps({
+            "from": self._node, "users": user_keys, "group": event.group, "by": event.by,
+            "members": event.members, "added": event.added, "left": event.left,
+        })  # fmt: skip
+        with self._pending:
+            self._notes.append((self.events, note))
+            self._pending.notify()
+
     def statistics(self) -> BusStatistics:
         """A snapshot of the counters."""
         return BusStatistics(
@@ -159,7 +178,7 @@ class Bus:
             client = self._redis()
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(self.commits, self.mine)
+                pubsub.subscribe(self.commits, self.mine, self.events)
                 if delay:
                     self.reconnects += 1
                     log.info("listening on Redis again")
@@ -186,6 +205,14 @@ class Bus:
         try:
             if channel == self.commits:
                 self._on_commit(int(msg["data"]))
+            elif channel == self.events:
+                note = json.loads(msg["data"])
+                if note["from"] != self._node:
+                    change = GroupChange(
+                        str(note["group"]), str(note["by"]), tuple(note["members"]),
+                        tuple(note["added"]), note["left"],
+                    )  # fmt: skip
+                    self._on_event([str(u) for u in note["users"]], change)
             else:
                 note = json.loads(msg["data"])
                 self._on_replace(str(note["user"]), int(note["conn"]))

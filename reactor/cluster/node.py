@@ -25,7 +25,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reactor import limits
-from reactor.actions import Action, Close
+from reactor.actions import Action, Close, Emit
 from reactor.chat.commit import Committer
 from reactor.cluster.bus import Bus
 from reactor.cluster.feed import ClusterFeed
@@ -33,6 +33,7 @@ from reactor.cluster.pgstore import PgStorage
 from reactor.cluster.presence import ClusterSessions
 from reactor.errors import StoreUnavailable
 from reactor.kinds import ByeReason
+from reactor.protocol import GroupChange
 from reactor.stats import ClusterStatistics
 from reactor.sync.instrument import LockHooks
 from reactor.sync.locks import SESSIONS, Locking
@@ -84,9 +85,12 @@ class ClusterNode:
             raise StoreUnavailable(f"cannot use PostgreSQL at {store}: {exc}") from exc
         self.bus = Bus(
             bus, channel_prefix(store), node, on_commit=self._heard_commit,
-            on_replace=self._heard_replace, on_connect=self._catch_up_all,
+            on_replace=self._heard_replace, on_event=self._heard_event,
+            on_connect=self._catch_up_all,
         )  # fmt: skip
-        self.sessions = ClusterSessions(self.pool, node, self.bus.tell, self._end)
+        self.sessions = ClusterSessions(
+            self.pool, node, self.bus.tell, self._end, self.bus.broadcast
+        )
         self.feed = ClusterFeed(self.pool, self.storage.committed_max_id, self.bus.announce)
         self._committer: Committer | None = None
         self._locks: Locking | None = None
@@ -140,6 +144,13 @@ class ClusterNode:
                 self.sessions.end_replaced(user_key, conn_id)
         except Exception:
             log.exception("ending %s's replaced session failed", user_key)
+
+    def _heard_event(self, user_keys: list[str], change: GroupChange) -> None:
+        assert self._locks is not None
+        with self._locks.hold(SESSIONS):
+            conns = [c for k in user_keys if (c := self.sessions.conn_of(k)) is not None]
+        if conns:
+            self._post([Emit(c, change) for c in conns])
 
     def _catch_up(self) -> None:
         assert self._committer is not None

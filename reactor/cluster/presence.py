@@ -32,6 +32,7 @@ from reactor import limits
 from reactor.chat.sessions import Sessions
 from reactor.cluster.pgstore import connect
 from reactor.errors import NodeNameInUse
+from reactor.protocol import GroupChange
 
 log = logging.getLogger("reactor.cluster.presence")
 
@@ -48,14 +49,17 @@ class ClusterSessions(Sessions):
         node: str,
         tell: Callable[[str, str, int], None],
         replaced: Callable[[int], None],
+        broadcast: Callable[[list[str], GroupChange], None],
     ) -> None:
         """`tell(node, user_key, conn_id)` asks another node to end a session;
-        `replaced(conn_id)` ends one of ours with `bye replaced`."""
+        `replaced(conn_id)` ends one of ours with `bye replaced`;
+        `broadcast(user_keys, event)` sends an event to the other nodes."""
         super().__init__()
         self._pool = pool
         self.node = node
         self._tell = tell
         self._replaced = replaced
+        self._broadcast = broadcast
         self._claim: psycopg.Connection[Any] | None = None
 
     # --- the node ------------------------------------------------------------
@@ -135,6 +139,10 @@ class ClusterSessions(Sessions):
                 (limits.NODE_ALIVE_SECONDS,),
             ).fetchall()
         return {r[0] for r in rows} | super().online()
+
+    def tell_elsewhere(self, user_keys: list[str], event: GroupChange) -> None:
+        """Publish `event` for those of `user_keys` on other nodes (never blocks)."""
+        self._broadcast(user_keys, event)
 
     def end_replaced(self, user_key: str, conn_id: int) -> None:
         """Another node took `user_key` over from our `conn_id`: end it."""
