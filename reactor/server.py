@@ -151,6 +151,8 @@ class Server:
         try:
             self._front.run()
         finally:
+            if self.cluster is not None:
+                self.cluster.quiet()
             self._engine.stop()
             self._front.close()
             if self.watchdog is not None:

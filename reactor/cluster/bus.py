@@ -106,11 +106,14 @@ class Bus:
 
     def stop(self) -> None:
         """Stop both threads (the queue is dropped: notifications only)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         with self._pending:
             self._pending.notify()
         for t in self._threads:
-            t.join(timeout=5)
+            if t.is_alive():
+                t.join(timeout=5)
         self._pub.close()
 
     def announce(self, top: int) -> None:

@@ -110,12 +110,17 @@ class ClusterNode:
         self._tick.start()
         log.info("cluster node %s on %s", self.name, channel_prefix(self._url).rstrip(":"))
 
-    def close(self) -> None:
-        """Stop the threads, leave the cluster, close the connections."""
+    def quiet(self) -> None:
+        """Stop the tick and the bus: nothing from other nodes arrives after
+        this (the I/O model is about to close). Again is a no-op."""
         self._stop.set()
         if self._tick.is_alive():
             self._tick.join(timeout=5)
         self.bus.stop()
+
+    def close(self) -> None:
+        """After `quiet` and the last commit: leave the cluster, close the pool."""
+        self.quiet()
         self.sessions.leave()
         self.pool.close()
 
