@@ -143,3 +143,29 @@ def test_batch_goes_on_after_a_failed_text_ack(world, monkeypatch):
     # The ack failed (logged); the commands around it still get their reply.
     assert replies(world.posted) == [("ping", "ok"), ("whoami", "ok")]
     assert isinstance(world.posted[-1], Done)
+
+
+def test_outbox_after_commit_runs_only_for_a_committed_write(world):
+    alice, bob = ConnState(1), ConnState(2)
+    world.batch(alice, "/login alice")
+    world.batch(bob, "/login bob")
+    ran = []
+    kept = Outbox(alice.conn_id, world.posted.extend)
+    world.chat.run(alice, parse("/send bob kept"), kept)
+    kept.after_commit(lambda: ran.append("kept"))
+    assert ran == []  # not before the commit
+    kept.settle(world.committer.commit_through(kept.epochs))
+    assert ran == ["kept"]
+    lost = Outbox(alice.conn_id, world.posted.extend)
+    world.chat.run(alice, parse("/send bob lost"), lost)
+    lost.after_commit(lambda: ran.append("lost"))
+    world.disk_full(True)
+    theirs = Outbox(bob.conn_id, world.posted.extend)
+    world.chat.run(bob, parse("/send alice " + "x" * 100_000), theirs)
+    world.disk_full(False)
+    lost.settle(world.committer.commit_through(lost.epochs))
+    assert ran == ["kept"]
+    idle = Outbox(alice.conn_id, world.posted.extend)
+    world.chat.run(alice, parse("/ping"), idle)
+    idle.after_commit(lambda: ran.append("no write"))
+    assert ran == ["kept", "no write"]  # nothing to wait for: at once
