@@ -34,6 +34,7 @@ class Header:
     locking: str
     workers: int
     sample: float
+    node: str = ""  # the cluster node that wrote it; "" for a server on its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +192,7 @@ def load_trace(path: str | Path, skip_bad: bool = False) -> Trace:
             header = Header(
                 1, h.get("clock", "monotonic_ns"), float(h.get("start_unix", 0.0)),
                 str(h.get("locking", "?")), int(h.get("workers", 0)), float(h.get("sample", 1.0)),
+                str(h.get("node") or ""),
             )  # fmt: skip
         except (ValueError, TypeError) as exc:
             raise TraceError(f"{path}:1: not a trace header ({exc})") from None

@@ -192,7 +192,11 @@ def write_compare(a: Trace, b: Trace, out: str | Path) -> Path:
     def add(fig: Figure, name: str, caption: str) -> None:
         pictures.append((_save(fig, out / name), caption))
 
-    name = [f"{t.header.locking} ({Path(t.path).name})" for t in (a, b)]
+    name = [
+        f"{'node ' + t.header.node + ', ' if t.header.node else ''}{t.header.locking}"
+        f" ({Path(t.path).name})"
+        for t in (a, b)
+    ]
     fig = Figure(figsize=(13, 4.5))
     for i, t in enumerate((a, b)):
         ax = plots.wait_cdf(fig.add_subplot(1, 2, i + 1), t)

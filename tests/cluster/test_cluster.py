@@ -245,11 +245,13 @@ def test_cluster_postgresql_unreachable_answers_internal_and_recovers(cluster):
 
 
 def test_cluster_order_lock_is_counted_in_stats_and_traced(cluster, tmp_path):
-    trace = tmp_path / "a.jsonl"
+    trace, trace_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a = cluster.node("a", "--trace", str(trace))
-    alice, bob = account(a), account(a)
+    b = cluster.node("b", "--trace", str(trace_b))
+    alice, bob = account(a), account(b)
     for i in range(5):
         alice.ok(f"/send {bob.name} {i}")
+        bob.ok(f"/send {alice.name} {i}")
     stats = alice.ok("/stats")
     order = [lk for lk in stats["locks"] if lk["name"] == "cluster:order"]
     assert order and order[0]["class"] == "cluster" and order[0]["acquisitions"] >= 5
@@ -259,6 +261,12 @@ def test_cluster_order_lock_is_counted_in_stats_and_traced(cluster, tmp_path):
     assert lines[0]["node"] == "a"
     kinds = {e["ev"] for e in lines[1:] if e.get("lock") == "cluster:order"}
     assert {"lock_wait", "lock_acquired", "lock_released"} <= kinds
+    assert b.stop() == 0
+    from visualizer import cli as viz
+
+    assert viz.main(["compare", str(trace), str(trace_b), "-o", str(tmp_path / "cmp")]) == 0
+    page = (tmp_path / "cmp" / "index.html").read_text()
+    assert "node a" in page and "node b" in page and "cluster:order" in page
 
 
 def _server(*args: str) -> subprocess.CompletedProcess[str]:
