@@ -290,3 +290,30 @@ def test_cluster_bad_settings_are_refused_in_one_line(cluster):
     twice = _server("--store", cluster.url, "--bus", REDIS, "--node", "a")
     assert twice.returncode == 1 and "named 'a' is running" in twice.stderr
     assert "Traceback" not in twice.stderr
+
+
+def test_cluster_readme_commands_start_two_nodes_that_chat_in_text_mode(cluster):
+    """The README's Cluster section, run as written but for the database
+    name (the test's own) and the ports (free ones)."""
+    from tests.support.chatclient import ROOT, ServerProcess
+
+    section = (ROOT / "README.md").read_text().split("## Cluster\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    starts = [line.rstrip(" &") for line in block.splitlines() if "chat-server" in line]
+    assert len(starts) == 2
+    nodes = []
+    for line in starts:
+        argv = line.replace(".venv/bin/chat-server", f"{sys.executable} -m reactor").split()
+        argv[argv.index("--port") + 1] = "0"
+        argv[argv.index("--store") + 1] = cluster.url
+        node = ServerProcess(argv=argv, name=argv[-1]).start()
+        cluster.nodes[argv[-1]] = node
+        nodes.append(node)
+    alice = Client(nodes[0].addr, json_mode=False)
+    bob = Client(nodes[1].addr, json_mode=False)
+    alice.send("/register alice pw", "/login alice pw")
+    bob.send("/register bob pw", "/login bob pw")
+    assert "bob" in bob.readline() and "bob" in bob.readline()
+    alice.readline(), alice.readline()
+    alice.send("/send bob hi")
+    assert "hi" in bob.readline()
