@@ -25,6 +25,16 @@ class _Formatter(logging.Formatter):
         super().__init__("%(asctime)s [%(levelname)s] %(message)s", "%H:%M:%S")
         self.color = color
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # One event, one line: an exception's multi-line message given as an
+        # argument (psycopg's "server closed the connection\n\tThis probably
+        # means...") is joined. Reports drawn on several lines on purpose
+        # (the lock-order checker's) and tracebacks keep their lines.
+        args = record.args if isinstance(record.args, tuple) else ()
+        if "\n" in record.message and any(isinstance(a, BaseException) for a in args):
+            record.message = " ".join(part.strip() for part in record.message.splitlines())
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         if self.color:

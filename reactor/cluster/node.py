@@ -41,11 +41,6 @@ from reactor.sync.locks import SESSIONS, Locking
 log = logging.getLogger("reactor.cluster.node")
 
 
-def is_cluster_store(store: str) -> bool:
-    """True if `store` names a PostgreSQL database, not a SQLite file."""
-    return store.startswith(("postgresql://", "postgres://"))
-
-
 def channel_prefix(store: str) -> str:
     """The bus prefix of the cluster on `store`: its server and database."""
     info = conninfo_to_dict(store)
