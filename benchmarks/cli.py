@@ -6,6 +6,8 @@ benchmarks/results.py).
     chat-bench -o benchmarks/results/2026-11-27          # the full matrix
     chat-bench --quick -o /tmp/bench                     # seconds, for the test suite
     chat-bench --designs reactor-global,asyncio-relay --workloads private-100
+    chat-bench --designs cluster-sqlite,cluster-pg1,cluster-pg2 \
+        --workloads private-100,latency-100@2000 -o /tmp/cluster   # PostgreSQL + Redis
 """
 
 from __future__ import annotations
@@ -15,13 +17,25 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmarks import results
-from benchmarks.matrix import run_matrix, workloads
-from benchmarks.servers import by_name, designs
+from benchmarks import cluster, cluster_results, results
+from benchmarks.matrix import CellRunner, run_matrix, workloads
+from benchmarks.servers import Design, by_name, designs
 
 QUICK_DESIGNS = ["reactor-global", "reactor-global-traced", "inline-global", "threaded-global",
                  "asyncio-relay"]  # fmt: skip
 IDLE_DESIGNS = {"reactor-global", "inline-global", "threaded-global", "asyncio-relay"}
+
+
+def design(name: str) -> Design | CellRunner:
+    """The design called `name`: one of the matrix (benchmarks/servers.py) or a cluster
+    cell (benchmarks/cluster.py, only when asked for); KeyError listing both if none."""
+    found = cluster.by_name(name)
+    if found is not None:
+        return found
+    try:
+        return by_name(name)
+    except KeyError as exc:
+        raise KeyError(f"{exc.args[0]}; cluster: {', '.join(cluster_results.NAMES)}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="chat-bench",
         description="Run designs {reactor, threaded} × {global, fine} × {tracing off, on} and "
         "an asyncio reference relay under private, fan-out, latency and idle workloads; "
-        "write a results folder (README.md table, CSV, JSON, plots).",
+        "write a results folder (README.md table, CSV, JSON, plots). The cluster cells "
+        f"({', '.join(cluster_results.NAMES)}: PostgreSQL + Redis) run only when named.",
     )
     p.add_argument("-o", "--out", type=Path, required=True, help="results folder to write")
     p.add_argument("--quick", action="store_true", help="tiny settings (under a minute)")
@@ -42,12 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.repeat < 1 or args.duration <= 0:
         p.error("--repeat must be at least 1 and --duration positive")
+    chosen: list[Design | CellRunner]
     try:
-        chosen = [by_name(n) for n in args.designs.split(",")] if args.designs else None
+        chosen = [design(n) for n in args.designs.split(",")] if args.designs else []
     except KeyError as exc:
         p.error(str(exc.args[0]))
-    if chosen is None:
-        chosen = [by_name(n) for n in QUICK_DESIGNS] if args.quick else designs()
+    if not chosen:
+        chosen = [by_name(n) for n in QUICK_DESIGNS] if args.quick else list(designs())
+    if any(d.name in cluster_results.NAMES for d in chosen):
+        down = cluster.services_down()
+        if down:
+            p.error(f"the cluster cells need PostgreSQL and Redis: {down}")
     works = workloads(args.quick, args.duration)
     if args.workloads:
         names = args.workloads.split(",")
@@ -59,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     found = run_matrix(chosen, works, repeat, idle_designs=None if args.quick else IDLE_DESIGNS)
     command = "chat-bench " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     files = results.write(found, args.out, command)
+    section = cluster_results.section(found)
+    if section:
+        print(section)
     print(f"wrote {len(files)} files to {args.out}/ (start with README.md)")
     for t in results.targets(found):
         if t.value is not None:

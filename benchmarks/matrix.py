@@ -7,6 +7,9 @@ login storm; the idle-connection ceiling), running one cell (a fresh
 server, the load generator, CPU and memory of both sides over the measured
 window) and repeating it.
 Must not: format results (benchmarks/results.py) or parse command lines.
+A design that runs its own cells (a `CellRunner`: benchmarks/cluster.py, a
+cluster of several processes and the services they share) is run through
+its `run_cell`, on the same CPUs, and its cells join the same repeats.
 
 Each cell starts its own server with a fresh database, so no run inherits
 another's data; the server and the load generator are pinned to different
@@ -19,13 +22,14 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from benchmarks.servers import Design, cpu_plan
 from benchmarks.storm import LoginStorm
-from loadgen.run import LoadSpec, run
+from loadgen.run import LoadSpec, Summary, run
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,45 @@ class Cell:
     behind: int = 0
     acks_per_msg: float = 0.0  # the load's /acks per message delivered
     storm: dict = field(default_factory=dict)  # a login storm's answers ("ok": n, code: n)
+    # A cluster cell's other costs over the window (benchmarks/cluster.py; None elsewhere).
+    nodes: int = 1  # server processes; server_cpu_pct is their sum
+    pg_commits_per_s: float | None = None  # `cluster:order` acquisitions: commits numbering msgs
+    pg_xacts_per_s: float | None = None  # xact_commit of the bench database (pg_stat_database)
+    redis_publishes_per_s: float | None = None  # /stats cluster.published, summed over nodes
+    pg_cpu_pct: float | None = None  # the bench database's backends + PostgreSQL's own processes
+    redis_cpu_pct: float | None = None  # redis-server
+    order_hold_us: float | None = None  # `cluster:order` held, µs per commit (every node)
+    order_wait_us: float | None = None  # waited for, µs per commit
+    order_contended_pct: float | None = None  # commits that had to wait for it, %
+
+    def per_1000(self, cpu_pct: float | None) -> float | None:
+        """CPU seconds per 1000 delivered messages of a part that used `cpu_pct` % of
+        one core over the window (None: not measured, or nothing delivered)."""
+        if cpu_pct is None or not self.delivered_per_s:
+            return None
+        return 10 * cpu_pct / self.delivered_per_s
+
+    @property
+    def server_cpu_s_per_1000(self) -> float | None:
+        """Server CPU seconds (every node) per 1000 delivered messages."""
+        return self.per_1000(self.server_cpu_pct)
+
+
+class CellRunner(Protocol):
+    """A design that runs its cells itself (benchmarks/cluster.py `ClusterDesign`)."""
+
+    @property
+    def name(self) -> str:
+        """What the results call it."""
+        ...
+
+    def runs(self, work: Workload) -> bool:
+        """Whether this design takes part in `work`."""
+        ...
+
+    def run_cell(self, work: Workload, server_cpus, load_cpus, log) -> Cell:
+        """One run of this design under `work`, servers on `server_cpus`, load on `load_cpus`."""
+        ...
 
 
 def run_cell(design: Design, work: Workload, server_cpus=None, load_cpus=None, log=print) -> Cell:
@@ -154,21 +197,27 @@ def run_cell(design: Design, work: Workload, server_cpus=None, load_cpus=None, l
         if code != 0 or server.errors():
             log(f"  ! {design.name} exited {code}: {''.join(server.errors()[:5])}")
     wall = max(1e-9, marks.get("t1", 1) - marks.get("t0", 0))
-    cell = Cell(design.name, work.name, work.kind, work.spec.clients)
+    cell = summary_cell(design.name, work, summary, storm.answers)
+    cell.server_cpu_pct = 100 * (marks.get("cpu1", 0) - marks.get("cpu0", 0)) / wall
+    if work.kind == "idle" and summary.connected:
+        cell.rss_per_conn_kib = (marks["rss"] - before_rss) / summary.connected
+    return cell
+
+
+def summary_cell(design: str, work: Workload, summary: Summary, storm: dict) -> Cell:
+    """The `Cell` of what the load generator measured (the server's side is the caller's)."""
+    cell = Cell(design, work.name, work.kind, work.spec.clients)
     cell.delivered_per_s = summary.delivered_per_s
     cell.sent_per_s = summary.sent_per_s
     lat = summary.latency_ms
     cell.p50_ms, cell.p99_ms, cell.max_ms = lat.get("p50"), lat.get("p99"), lat.get("max")
-    cell.server_cpu_pct = 100 * (marks.get("cpu1", 0) - marks.get("cpu0", 0)) / wall
     cell.load_cpu_pct = summary.cpu_percent
     cell.connected = summary.connected
     cell.undelivered = summary.undelivered
     cell.errors = dict(summary.errors)
     cell.behind = summary.behind
     cell.acks_per_msg = summary.acks_per_message
-    cell.storm = dict(storm.answers)
-    if work.kind == "idle" and summary.connected:
-        cell.rss_per_conn_kib = (marks["rss"] - before_rss) / summary.connected
+    cell.storm = dict(storm)
     return cell
 
 
@@ -207,7 +256,7 @@ class Result:
 
 
 def run_matrix(
-    designs: list[Design],
+    designs: Sequence[Design | CellRunner],
     works: list[Workload],
     repeat: int = 3,
     log: Callable[[str], None] = print,
@@ -223,17 +272,26 @@ def run_matrix(
         (d, w)
         for w in works
         for d in designs
-        if w.kind != "idle" or idle_designs is None or d.name in idle_designs
+        if (w.kind != "idle" or idle_designs is None or d.name in idle_designs)
+        and (isinstance(d, Design) or d.runs(w))
     ]
     runs: dict[tuple[str, str], list[Cell]] = {(d.name, w.name): [] for d, w in cells}
     for r in range(repeat):
         for d, w in cells:
             if w.kind == "idle" and r > 0:
                 continue
-            cell = run_cell(d, w, server_cpus, load_cpus, log)
+            if isinstance(d, Design):
+                cell = run_cell(d, w, server_cpus, load_cpus, log)
+            else:
+                cell = d.run_cell(w, server_cpus, load_cpus, log)
             runs[d.name, w.name].append(cell)
             lat = f" p50 {cell.p50_ms:.2f} ms p99 {cell.p99_ms:.2f} ms" if cell.p50_ms else ""
             mem = f" {cell.rss_per_conn_kib:.1f} KiB/conn" if cell.rss_per_conn_kib else ""
+            if cell.pg_commits_per_s is not None:
+                mem += (
+                    f" pg {cell.pg_commits_per_s:.0f} commits/s"
+                    f" redis {cell.redis_publishes_per_s or 0:.0f} publishes/s"
+                )
             log(
                 f"[{r + 1}/{repeat}] {w.name:17} {d.name:24} {cell.delivered_per_s:10.0f}/s"
                 f"{lat}{mem} server {cell.server_cpu_pct:3.0f}% load {cell.load_cpu_pct:3.0f}%"

@@ -5,7 +5,8 @@ tables and the ratio of each target, summary.csv with medians and spreads,
 runs.csv with every run, results.json, and PNG plots) and the targets: what
 the reactor must reach against the other designs and in absolute terms
 (throughput ratios, memory per idle connection, latency, the cost of
-tracing), each with how it is computed. Must not: run anything.
+tracing), each with how it is computed. The cluster cells' section is
+benchmarks/cluster_results.py's, put in README.md here. Must not: run anything.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import cluster_results
 from benchmarks.matrix import Result
 
 REFERENCE = "asyncio-relay"
@@ -203,7 +205,9 @@ def write(results: list[Result], out: Path, command: str, notes: str = "") -> li
     written.append(runs)
     summary = out / "summary.csv"
     attrs = ["delivered_per_s", "p50_ms", "p99_ms", "server_cpu_pct", "load_cpu_pct",
-             "rss_per_conn_kib", "acks_per_msg"]  # fmt: skip
+             "rss_per_conn_kib", "acks_per_msg", "server_cpu_s_per_1000", "pg_cpu_pct",
+             "redis_cpu_pct", "pg_commits_per_s", "pg_xacts_per_s",
+             "redis_publishes_per_s"]  # fmt: skip
     with summary.open("w", newline="") as f:
         cells = csv.writer(f)
         cells.writerow(["design", "workload", "clients", "repeats", *attrs, "spread_pct", "clean"])
@@ -259,6 +263,9 @@ def write(results: list[Result], out: Path, command: str, notes: str = "") -> li
     for kind in ("private", "fanout", "latency", "storm", "idle"):
         if any(r.kind == kind for r in results):
             md += ["", table(results, kind)]
+    cluster = cluster_results.section(results)
+    if cluster:
+        md += ["", cluster]
     md += ["", *[f"![{p.stem}]({p.name})" for p in written if p.suffix == ".png"]]
     if notes:
         md += ["", notes]

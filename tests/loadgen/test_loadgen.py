@@ -17,7 +17,7 @@ import pytest
 from harness import ServerProcess
 from loadgen import users as loadusers
 from loadgen import wire as loadwire
-from loadgen.run import LoadError, LoadSpec, _parser, _Procs, main, percentiles, run
+from loadgen.run import LoadError, LoadSpec, _parser, _Procs, check_spec, main, percentiles, run
 from loadgen.wire import ACK_DELAY, OK, BadLine, Bye, Crowd, Reply, UserState, parse_line
 
 SHORT = {"duration": 1.5, "warmup": 0.2, "drain": 5.0, "procs": 2}
@@ -584,3 +584,46 @@ def test_crowd_counts_busy_logins_as_retries_and_logs_in_again():
     assert c.tally.retried == 1 and c.tally.errors == {}
     c.received(user, b'{"type":"ok","cmd":"register"}\n{"type":"ok","cmd":"login"}\n', 0.0)
     assert user.state is UserState.READY
+
+
+# --- several servers: --port repeated ------------------------------------------------
+
+
+def test_cli_repeated_port_spreads_over_several_ports_and_one_port_is_unchanged(monkeypatch):
+    seen = []
+    monkeypatch.setattr("loadgen.run.run", lambda spec: seen.append(spec) or _no_summary())
+    for argv in (["--port", "7001"], ["--port", "7001", "--port", "7002", "--port", "7003"], []):
+        main([*argv, "--clients", "4", "--duration", "1", "--quiet"])
+    assert [(s.port, s.extra_ports) for s in seen] == [
+        (7001, ()),
+        (7001, (7002, 7003)),
+        (LoadSpec().port, ()),
+    ]
+
+
+def _no_summary():
+    raise KeyboardInterrupt  # main returns 130 without printing a summary
+
+
+def test_spec_rejects_an_extra_port_out_of_range():
+    with pytest.raises(ValueError, match="extra ports"):
+        check_spec(LoadSpec(extra_ports=(9001, 70000)))
+
+
+def test_loadgen_spreads_its_clients_over_every_port(tmp_path):
+    a = ServerProcess(tmp_path / "a.db", "--auth", "none", "--rate-limit", "0").start()
+    b = ServerProcess(tmp_path / "b.db", "--auth", "none", "--rate-limit", "0").start()
+    try:
+        spec = spec_for(a, "sp", clients=10, mode="idle", duration=0.3, extra_ports=(b.port,))
+        s = run(spec)
+        # Client i on the (i mod 2)-th: the even ones on a, the odd ones on b.
+        a.wait_for_log("sp8 logged in")
+        b.wait_for_log("sp9 logged in")
+    finally:
+        a.stop()
+        b.stop()
+    assert s.connected == 10 and s.errors == {}
+    logins = [
+        [f"sp{i}" for i in range(10) if f" sp{i} logged in" in srv.log_text()] for srv in (a, b)
+    ]
+    assert logins == [[f"sp{i}" for i in range(0, 10, 2)], [f"sp{i}" for i in range(1, 10, 2)]]
