@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from reactor import limits
 from reactor.chat.store import Delivery
-from reactor.cluster.pgstore import MSG_COLS
+from reactor.cluster.pgschema import MSG_COLS
 from reactor.protocol import Message
 
 log = logging.getLogger("reactor.cluster.feed")

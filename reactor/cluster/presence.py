@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool
 
 from reactor import limits
 from reactor.chat.sessions import Sessions
-from reactor.cluster.pgstore import connect
+from reactor.cluster.pgschema import connect
 from reactor.errors import NodeNameInUse
 from reactor.protocol import GroupChange
 

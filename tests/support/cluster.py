@@ -22,7 +22,7 @@ from harness import Client, ServerProcess
 
 PG = os.environ.get("CHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("CHAT_TEST_REDIS", "redis://127.0.0.1:6379/0")
-#: The order lock's key (reactor/cluster/pgstore.py ORDER_KEY).
+#: The order lock's key (reactor/cluster/pgschema.py ORDER_KEY).
 ORDER_KEY = 0x63686174_0001
 _dbs = itertools.count(1)
 
