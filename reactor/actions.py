@@ -25,6 +25,14 @@ class TextAck:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """An answer the I/O model decided itself (an IRC numeric that needs no
+    command), emitted in its turn among the connection's replies."""
+
+    event: Event
+
+
+@dataclass(frozen=True)
 class Disconnect:
     """The socket is closed: log the user out (last item of a connection)."""
 
@@ -91,5 +99,5 @@ class Done:
 
 Action = Emit | Replay | Deliver | SetMode | LoggedIn | Close | Done
 
-Item = Command | BadLine | TextAck | Disconnect
+Item = Command | BadLine | Reply | TextAck | Disconnect
 """One unit of a connection's work, in the order the I/O model queued it."""

@@ -230,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     a("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM); needs --tls-key")
     a("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     a(
+        "--irc-port",
+        type=_non_negative(int),
+        default=None,
+        metavar="PORT",
+        help="also serve IRC clients on PORT (0: any free port; off by default; docs/irc.md)",
+    )
+    a(
+        "--irc-name",
+        default="reactor-chat",
+        metavar="NAME",
+        help="the IRC server's and network's name (default reactor-chat)",
+    )
+    a(
         "--auth",
         choices=[a.value for a in Auth],
         default="password",
@@ -256,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         # One SSL object may not be read and written by two threads at once,
         # and this model writes from any thread: TLS is the reactor's.
         build_parser().error("--model threaded does not serve TLS; use --model reactor")
+    if args.irc_port is not None and args.model == "threaded":
+        build_parser().error("--irc-port needs --model reactor or inline")
+    if not args.irc_name or any(c in args.irc_name for c in " :!@\r\n"):
+        build_parser().error("--irc-name: one word without : ! @")
     config = Config(**{k: v for k, v in vars(args).items()})
     if config.clustered != bool(config.bus):
         build_parser().error("a postgresql:// --store and --bus redis://... go together")

@@ -45,6 +45,8 @@ class Config:
     auth: Auth = Auth.PASSWORD
     tls_cert: str | None = None  # with tls_key: serve TLS only (no plain port)
     tls_key: str | None = None
+    irc_port: int | None = None  # also listen for IRC clients here (0: any free port)
+    irc_name: str = "reactor-chat"  # the IRC server's and network's name
 
     @property
     def clustered(self) -> bool:

@@ -139,6 +139,9 @@ class Server:
             f", trace {config.trace}" if self.tracer.enabled else "",
             ", TLS" if config.tls_cert else "",
         )  # fmt: skip
+        irc = getattr(front, "irc_address", None)
+        if irc is not None:  # after the line above: tools read the first "listening on"
+            log.info("IRC listening on %s:%d", *irc)
         return self.address
 
     def _post(self, actions: Sequence[Action]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from reactor.actions import Action, Disconnect, Done, Item, TextAck
+from reactor.actions import Action, Disconnect, Done, Item, Reply, TextAck
 from reactor.chat.commands import Chat
 from reactor.chat.outbox import Outbox
 from reactor.chat.sessions import ConnState
@@ -105,6 +105,9 @@ def _run_items(
             elif isinstance(item, BadLine):
                 if not conn.closed:
                     out.reply(Error(item.cmd, item.code, item.message))
+            elif isinstance(item, Reply):
+                if not conn.closed:
+                    out.reply(item.event)
             else:
                 _housekeeping(chat, conn, item, out)
         finally:
@@ -134,4 +137,6 @@ def item_name(item: Item) -> str:
         return item.name
     if isinstance(item, BadLine):  # a made-up word is not a command name
         return item.cmd if item.cmd in COMMANDS else item.code
+    if isinstance(item, Reply):
+        return "irc"
     return "text_ack" if isinstance(item, TextAck) else "disconnect"

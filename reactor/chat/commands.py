@@ -135,6 +135,8 @@ class Chat:
                 raise ChatError("internal", "the server could not store the account")
             with self.locks.hold(SESSIONS, STORAGE):
                 user = self.storage.user(user.name) or user
+                if cmd.keep_existing and self.sessions.conn_of(user.name.lower()) is not None:
+                    raise ChatError("name_in_use", f"{user.name} is online")
                 replaced = self.sessions.bind(user.name.lower(), conn.conn_id)
                 unread = self.storage.unread(user, self.committer.feed.watermark)
                 groups = [g for g, _ in self.storage.user_groups(user.id)]
@@ -286,6 +288,33 @@ class Chat:
                 self._tell(conn, out, change, members)
         return {"group": group.name, "members": members}
 
+    def do_join(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
+        """/join <group>: join an open group (its members are told), or make
+        one with you in it; a member of an invite-only group is answered as
+        by /group, anyone else gets `not_member`. Takes ``groups``, the
+        group's key, ``sessions`` and ``storage``."""
+        name = cmd.args[0].removeprefix("#")
+        if not valid_name(name):
+            raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
+        with self.locks.hold(GROUPS, group_key(name), SESSIONS, STORAGE):
+            me = self._me(conn)
+            group = self.storage.group(name)
+            if group is None:
+                if self.storage.name_taken(name):
+                    raise ChatError("name_taken", f"{name} is a user's name")
+                group, epoch = self.storage.create_group(name, open=True)
+                out.wrote(epoch)
+                out.wrote(self.storage.add_member(group, me.id))
+            elif not self.storage.is_member(group, me.id):
+                if not group.open:
+                    raise ChatError("not_member", f"#{group.name} is invite-only")
+                out.wrote(self.storage.add_member(group, me.id))
+                members = [n for _, n in self.storage.members(group)]
+                change = GroupChange(group.name, me.name, tuple(members), (me.name,))
+                self._tell(conn, out, change, members)
+            members = [n for _, n in self.storage.members(group)]
+        return {"group": group.name, "members": members, "open": group.open}
+
     def do_leave(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/leave <group>: leave a group (its members are told); its last
         member's leaving deletes it. Takes ``groups``, the group's key,
@@ -302,10 +331,17 @@ class Chat:
         return {"group": group.name}
 
     def do_groups(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
-        """/groups: your groups and their members. Takes ``storage``."""
+        """/groups: your groups and their members (and, asked by the IRC
+        listener, whether each is open). Takes ``storage``."""
         with self.locks.hold(STORAGE):
             groups = self.storage.user_groups(self._my_id(conn))
-        return {"groups": [{"name": g, "members": m} for g, m in groups]}
+            if not cmd.detail:
+                return {"groups": [{"name": g, "members": m} for g, m in groups]}
+            rows = [self.storage.group(g) for g, _ in groups]
+        return {
+            "groups": [{"name": g, "members": m, "open": bool(row and row.open)}
+                       for (g, m), row in zip(groups, rows, strict=True)]
+        }  # fmt: skip
 
     # --- connection --------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from reactor.chat.store import Delivery, Group, User
 from reactor.protocol import Message
 from reactor.stats import LockStats
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: groups.open
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS groups (
     id      INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused after deletion
     name    TEXT NOT NULL,
     key     TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    open    INTEGER NOT NULL DEFAULT 0 -- 1: anyone may join (/join, IRC JOIN)
 );
 CREATE TABLE IF NOT EXISTS members (
     group_id     INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
@@ -125,6 +126,9 @@ class Storage:
         db = self._db
         # Every statement is CREATE ... IF NOT EXISTS: safe to run each start.
         db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        if "open" not in {r[1] for r in db.execute("PRAGMA table_info(groups)")}:
+            db.execute("ALTER TABLE groups ADD COLUMN open INTEGER NOT NULL DEFAULT 0")  # 1 -> 2
+            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         row: tuple[int | None] = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         if row[0] is None:
             db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
@@ -237,18 +241,18 @@ class Storage:
 
     def group(self, name: str) -> Group | None:
         """The group called `name` (any case), or None."""
-        row: tuple[int, str] | None = self._db.execute(
-            "SELECT id, name FROM groups WHERE key = ?", (name.lower(),)
+        row: tuple[int, str, int] | None = self._db.execute(
+            "SELECT id, name, open FROM groups WHERE key = ?", (name.lower(),)
         ).fetchone()
-        return Group(*row) if row else None
+        return Group(row[0], row[1], bool(row[2])) if row else None
 
-    def create_group(self, name: str) -> tuple[Group, int]:
-        """Add an empty group; return it and the epoch."""
+    def create_group(self, name: str, open: bool = False) -> tuple[Group, int]:
+        """Add an empty group (`open`: anyone may join); return it and the epoch."""
         cur = self._write(
-            "INSERT INTO groups (name, key, created) VALUES (?, ?, ?)",
-            (name, name.lower(), time.time()),
+            "INSERT INTO groups (name, key, created, open) VALUES (?, ?, ?, ?)",
+            (name, name.lower(), time.time(), int(open)),
         )
-        return Group(_inserted_id(cur), name), self.epoch
+        return Group(_inserted_id(cur), name, open), self.epoch
 
     def delete_group(self, group: Group) -> int:
         """Delete `group` and its memberships; return the epoch."""

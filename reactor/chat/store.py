@@ -39,6 +39,9 @@ class Group:
 
     id: int
     name: str
+    #: Made by IRC's JOIN or `/join`: anyone may join. Else invite-only
+    #: (made by `/group`): members add members.
+    open: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class Store(Protocol):
     def group(self, name: str) -> Group | None:
         """The group called `name` (any case), or None."""
 
-    def create_group(self, name: str) -> tuple[Group, int]:
+    def create_group(self, name: str, open: bool = False) -> tuple[Group, int]:
         """Add an empty group; return it and the epoch (`ChatError` name_taken
         as for `create_user`)."""
 

@@ -14,7 +14,7 @@ import psycopg
 
 from reactor import limits
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: groups.open
 
 #: Advisory lock keys (one 64-bit space per database): the order lock, and
 #: the lock that lets one node at a time create the schema.
@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS groups (
     key     TEXT NOT NULL UNIQUE,
     created DOUBLE PRECISION NOT NULL
 );
+-- 2: anyone may join (/join, IRC JOIN); else invite-only.
+ALTER TABLE groups ADD COLUMN IF NOT EXISTS open BOOLEAN NOT NULL DEFAULT false;
 -- No foreign keys: a group deleted on one node while another adds to it
 -- must not fail that node's whole transaction.
 CREATE TABLE IF NOT EXISTS members (
@@ -96,6 +98,8 @@ def migrate(url: str) -> None:
         row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         if row is None or row[0] is None:
             db.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
+        elif row[0] < SCHEMA_VERSION:  # the ALTERs above brought it up to date
+            db.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             db.execute("ROLLBACK")
             raise RuntimeError(f"the database has schema {row[0]}, newer than {SCHEMA_VERSION}")

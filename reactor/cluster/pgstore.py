@@ -280,18 +280,20 @@ class PgStorage:
 
     def group(self, name: str) -> Group | None:
         """The group called `name` (any case), or None."""
-        row = self._run("SELECT id, name FROM groups WHERE key = %s", (name.lower(),)).fetchone()
+        row = self._run(
+            "SELECT id, name, open FROM groups WHERE key = %s", (name.lower(),)
+        ).fetchone()
         return Group(*row) if row else None
 
-    def create_group(self, name: str) -> tuple[Group, int]:
-        """Add an empty group; return it and the epoch."""
+    def create_group(self, name: str, open: bool = False) -> tuple[Group, int]:
+        """Add an empty group (`open`: anyone may join); return it and the epoch."""
         self._claim(name)
         row = self._write(
-            "INSERT INTO groups (name, key, created) VALUES (%s, %s, %s) RETURNING id",
-            (name, name.lower(), time.time()),
+            "INSERT INTO groups (name, key, created, open) VALUES (%s, %s, %s, %s) RETURNING id",
+            (name, name.lower(), time.time(), open),
         ).fetchone()
         assert row is not None
-        return Group(row[0], name), self.epoch
+        return Group(row[0], name, open), self.epoch
 
     def delete_group(self, group: Group) -> int:
         """Delete `group`, its memberships and its name."""

@@ -34,8 +34,9 @@ from reactor.actions import Item, TextAck
 from reactor.config import Config
 from reactor.frontend import Session
 from reactor.kinds import ByeReason
-from reactor.net.intake import Intake
+from reactor.net.intake import Intake, IrcIntake
 from reactor.net.outqueue import OutQueue, Written
+from reactor.protocol.ircsession import IrcSession
 
 # A non-blocking socket (plain or TLS) that cannot go on right now.
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -70,17 +71,31 @@ class Connection:
     """Reactor-side state of one client."""
 
     def __init__(
-        self, conn_id: int, sock: socket.socket, session: Session, config: Config, now: float
+        self,
+        conn_id: int,
+        sock: socket.socket,
+        session: Session,
+        config: Config,
+        now: float,
+        irc: bool = False,
     ) -> None:
         self.id = conn_id
         self.sock: socket.socket | None = sock  # None once closed
         self.handler: Callable[[int], None] | None = None  # selector key.data
         self.mask = 0  # events registered with the selector; 0 = not registered
         self.write_waits = False  # the last write left bytes queued: watch for WRITE
-        self.intake = Intake(config, now)  # framing and the rate limit
+        # Framing and the rate limit; on the IRC port, IRC's (`irc` is its
+        # protocol state: the codec of `out` too).
+        self.irc: IrcSession | None = None
+        self.intake: Intake | IrcIntake
+        if irc:
+            self.irc = IrcSession(config.irc_name, config.irc_name, config.auth == "none")
+            self.intake = IrcIntake(config, now, self.irc)
+        else:
+            self.intake = Intake(config, now)
         self.session = session
         self.address = ""  # the peer's IP address, for the per-address limits
-        self.out = OutQueue()
+        self.out = OutQueue(self.irc)
         self.life = Life.OPEN
         # Queued work, handed to the pool as one batch when not RUNNING.
         # Invariant: at most one batch of this connection is in the pool.

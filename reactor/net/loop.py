@@ -82,6 +82,8 @@ class Reactor:
         self._dirty: set[Connection] = set()
         self._ready: set[Connection] = set()
         self._listener: Listener | None = None
+        self._irc_listener: Listener | None = None  # --irc-port
+        self.irc_address: tuple[str, int] | None = None
         self._open = 0  # open client sockets (closed ones may still have work)
         self._accepted = self._slow_consumers = self._rejected_full = 0
         self._stop_requested = False
@@ -97,6 +99,12 @@ class Reactor:
         self._listener = Listener(
             self._sel, address, self._on_accept, self._refusal, say_bye=self.tls is None
         )
+        if self.config.irc_port is not None:
+            self._irc_listener = Listener(
+                self._sel, (self.config.ip, self.config.irc_port),
+                functools.partial(self._on_accept, irc=True), self._refusal, say_bye=False,
+            )  # fmt: skip
+            self.irc_address = self._irc_listener.address
         return self._listener.address
 
     def post(self, actions: Sequence[act.Action]) -> None:
@@ -120,7 +128,11 @@ class Reactor:
         self.tracer.thread_start()
         clock = loop_clock(self.tracer)
         while True:
-            paused = self._listener.paused_until if self._listener is not None else 0.0
+            paused = min(
+                (x.paused_until for x in (self._listener, self._irc_listener)
+                 if x is not None and x.paused_until),
+                default=0.0,
+            )  # fmt: skip
             clock.asleep()
             events = self._sel.select(self._timers.wait(time.monotonic(), paused))
             clock.awake()
@@ -128,8 +140,9 @@ class Reactor:
                 key.data(mask)
             self._on_wake(0)  # actions posted while we handled events
             now = time.monotonic()
-            if self._listener is not None:
-                self._listener.resume_if_due(now)
+            for listener in (self._listener, self._irc_listener):
+                if listener is not None:
+                    listener.resume_if_due(now)
             self._fire_timers(now)
             if self._stop_requested and self._shutdown_step():
                 break
@@ -170,13 +183,13 @@ class Reactor:
             return ByeReason.SERVER_FULL
         return None
 
-    def _on_accept(self, sock: socket.socket, peer: str) -> None:
+    def _on_accept(self, sock: socket.socket, peer: str, irc: bool = False) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls is not None:
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         cid, self._next_id = self._next_id, self._next_id + 1
         session = self.dispatch.open_session(cid, peer)
-        conn = Connection(cid, sock, session, self.config, time.monotonic())
+        conn = Connection(cid, sock, session, self.config, time.monotonic(), irc)
         conn.address = peer.rpartition(":")[0]
         self._addresses.opened(cid, conn.address)
         if self.tls is not None:
@@ -189,9 +202,10 @@ class Reactor:
         conn.mask = READ
         deadline = time.monotonic() + self.config.login_timeout
         self._timers.add(deadline, (cid, _Timer.LOGIN))
-        log.info("connection %d from %s", cid, peer)
-        conn.out.emit(WELCOME)
-        self._dirty.add(conn)
+        log.info("%sconnection %d from %s", "IRC " if irc else "", cid, peer)
+        if not irc:
+            conn.out.emit(WELCOME)
+            self._dirty.add(conn)
 
     # --- read ------------------------------------------------------------------------
 
@@ -271,6 +285,8 @@ class Reactor:
             self._dirty.add(conn)
             if isinstance(action, act.LoggedIn):
                 self._addresses.logged_in(conn.id)
+            if conn.irc is not None and conn.irc.close_requested and not conn.bye_sent:
+                self._say_bye(conn, None)  # its ERROR line is queued
 
     def _deliver(self, action: act.Deliver) -> None:
         msg = action.message
@@ -385,9 +401,10 @@ class Reactor:
         if self._stopping is None:
             self._stopping = Shutdown(now)
             log.info("shutting down: answering what is in flight")
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
+            for listener in (self._listener, self._irc_listener):
+                if listener is not None:
+                    listener.close()
+            self._listener = self._irc_listener = None
             for conn in self._conns.values():
                 conn.stop_reading()
                 self._update_mask(conn)
@@ -398,8 +415,9 @@ class Reactor:
         self._flush()
         for conn in list(self._conns.values()):
             self._drop(conn)
-        if self._listener is not None:
-            self._listener.close()
+        for listener in (self._listener, self._irc_listener):
+            if listener is not None:
+                listener.close()
 
     def close(self) -> None:
         """Release the selector and the wake-up pair, once no worker posts."""

@@ -2,7 +2,8 @@
 model (h11's `Connection` is the model: no socket, no thread, no lock).
 
 Owns: the bytes waiting for one peer and their accounting: events encoded
-in the connection's mode (a delivery once per mode, however many readers),
+in the connection's mode (a delivery once per mode, however many readers)
+or by its own codec (IRC),
 bytes exempt from --max-outbuf (replies to the connection's own commands, a
 login's replay), where each text-mode message ends (so that once written it
 counts as seen), echoes held back while the connection's own batch runs,
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from reactor.actions import Action, Emit, LoggedIn, Replay, SetMode
 from reactor.kinds import ByeReason, Mode
@@ -35,6 +36,22 @@ _NL = 0x0A
 
 #: Sends what it is given without blocking; returns how many bytes it took.
 Send = Callable[[memoryview], int]
+
+
+class Codec(Protocol):
+    """A connection's own encoding of events, with state (IRC's: the nick,
+    negotiated capabilities, the contexts of queued commands); messages are
+    held until it is `ready` (its welcome is out)."""
+
+    ready: bool
+
+    def encode(self, event: Event) -> bytes:
+        """One reply, bye or notice in the codec's wire format."""
+        ...
+
+    def message(self, m: Message) -> bytes:
+        """One chat message in the codec's wire format."""
+        ...
 
 
 class Written(NamedTuple):
@@ -50,10 +67,13 @@ class OutQueue:
     """Output of one connection, and the wire state that shapes it."""
 
     __slots__ = ("_appended", "_buf", "_exempt", "_held", "_mid_line", "_sent", "_unacked",
-                 "closed", "mode", "refused", "user")  # fmt: skip
+                 "closed", "codec", "mode", "refused", "user")  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, codec: Codec | None = None) -> None:
         self.mode = Mode.TEXT  # encoding of the next event appended
+        # Another wire protocol's encoder (IRC), in place of `mode`'s; its
+        # messages count as seen once written, as in text mode.
+        self.codec = codec
         self.user: str | None = None  # set when the login reply passes through
         self._buf = bytearray()
         # Invariant: _appended - len(_buf) bytes have left the queue (written,
@@ -90,7 +110,10 @@ class OutQueue:
             self.emit(action.event)
         elif isinstance(action, Replay):
             for m in action.messages if not self.closed else ():
-                self._append_message(m, encode(m, self.mode), exempt=True)
+                if self.codec is not None and not self.codec.ready:
+                    self._held.append(m)
+                else:
+                    self._append_message(m, self._encode_message(m), exempt=True)
         elif isinstance(action, SetMode):
             self.mode = action.mode
         elif isinstance(action, LoggedIn):
@@ -102,7 +125,10 @@ class OutQueue:
     def emit(self, event: Event) -> None:
         """Queue a reply to the connection's own command (exempt)."""
         if not self.closed:
-            self._append(encode(event, self.mode), exempt=True)
+            waiting = self._waiting()
+            self._append(self._encode(event), exempt=True)
+            if waiting and not self._waiting():  # the codec's welcome is out:
+                self.release_held(exempt=True)  # the replay follows it at once
 
     def deliver(self, msg: Message, cache: dict[Mode, bytes], batch_running: bool) -> bool:
         """Queue a message pushed to this reader, encoded once per mode via
@@ -111,23 +137,28 @@ class OutQueue:
         True if bytes were queued."""
         if self.closed:
             return False
-        if self._held or (batch_running and msg.sender == self.user):
+        if self._held or (batch_running and msg.sender == self.user) or self._waiting():
             self._held.append(msg)
             return False
+        if self.codec is not None:
+            self._append_message(msg, self.codec.message(msg))
+            return True
         data = cache.get(self.mode)
         if data is None:
             data = cache[self.mode] = encode(msg, self.mode)
         self._append_message(msg, data)
         return True
 
-    def release_held(self) -> bool:
+    def release_held(self, exempt: bool = False) -> bool:
         """The connection's batch ended: queue the held echoes (encoded now:
         the batch may have changed the mode). True if any were."""
+        if self._waiting():
+            return False
         held, self._held = self._held, []
         if not held or self.closed:
             return False
         for msg in held:
-            self._append_message(msg, encode(msg, self.mode))
+            self._append_message(msg, self._encode_message(msg), exempt)
         return True
 
     def bye(self, reason: ByeReason | None) -> None:
@@ -135,7 +166,7 @@ class OutQueue:
         if self.closed:
             return
         if reason is not None:
-            self._append(encode(Bye(reason), self.mode), exempt=True)
+            self._append(self._encode(Bye(reason)), exempt=True)
         self._held = []
         self.closed = True
 
@@ -199,6 +230,18 @@ class OutQueue:
             self._unacked.pop()
         self._exempt = 0
         self._held = []
+
+    # --- encoding -------------------------------------------------------------------
+
+    def _encode(self, event: Event) -> bytes:
+        return self.codec.encode(event) if self.codec is not None else encode(event, self.mode)
+
+    def _encode_message(self, msg: Message) -> bytes:
+        return self.codec.message(msg) if self.codec is not None else encode(msg, self.mode)
+
+    def _waiting(self) -> bool:
+        """The codec's welcome is not out yet: messages wait."""
+        return self.codec is not None and not self.codec.ready
 
     # --- accounting ----------------------------------------------------------------
 

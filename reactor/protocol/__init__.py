@@ -20,7 +20,17 @@ from reactor.protocol.encoding import (
     to_json,
     to_text,
 )
-from reactor.protocol.events import WELCOME, Bye, Error, Event, GroupChange, Message, Notice, Ok
+from reactor.protocol.events import (
+    WELCOME,
+    Bye,
+    Error,
+    Event,
+    GroupChange,
+    Message,
+    Notice,
+    Ok,
+    Raw,
+)
 from reactor.protocol.framing import Frame, FrameError, Framer
 from reactor.protocol.parsing import (
     COMMANDS,
@@ -34,7 +44,7 @@ from reactor.protocol.parsing import (
 
 __all__ = [
     "COMMANDS", "JSON", "TEXT", "WELCOME", "BadLine", "Bye", "Command", "Error", "Event",
-    "Frame", "FrameError", "Framer", "GroupChange", "Message", "Notice", "Ok", "Spec",
+    "Frame", "FrameError", "Framer", "GroupChange", "Message", "Notice", "Ok", "Raw", "Spec",
     "command_word", "encode", "group_change_text", "message_text", "parse", "stats_fields",
     "stats_table", "to_json", "to_text", "valid_name",
 ]  # fmt: skip

@@ -210,6 +210,7 @@ _OK_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "send": lambda f: f"Sent (id {f['id']}).",
     "group": lambda f: f"Group #{f['group']}: {', '.join(f['members'])}.",
     "sendgroup": lambda f: f"Sent (id {f['id']}).",
+    "join": lambda f: f"Joined #{f['group']}: {', '.join(f['members'])}.",
     "leave": lambda f: f"You left #{f['group']}.",
     "users": _users_text,
     "groups": _groups_text,

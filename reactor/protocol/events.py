@@ -1,6 +1,6 @@
 """The event model: what the server says, as frozen dataclasses.
 
-Owns: `Ok`, `Error`, `Message`, `Bye`, `Notice` and the `WELCOME` banner
+Owns: `Ok`, `Error`, `Message`, `Bye`, `Notice`, `GroupChange`, `Raw` and the `WELCOME` banner
 (docs/protocol.md §4, §5). Must not: encode (reactor/protocol/encoding.py
 does) or import anything but the standard library and reactor/kinds.py.
 """
@@ -81,7 +81,15 @@ class GroupChange:
     left: str | None = None
 
 
-Event = Ok | Error | Message | Bye | Notice | GroupChange
+@dataclass(frozen=True)
+class Raw:
+    """Lines already in the connection's own wire format (an IRC answer
+    that needs no command), each ending in CRLF; written as they are."""
+
+    text: str
+
+
+Event = Ok | Error | Message | Bye | Notice | GroupChange | Raw
 
 #: The first line of every connection.
 WELCOME = Notice("Welcome to the chat server! Type /help for commands.")

@@ -48,6 +48,7 @@ COMMANDS: dict[str, Spec] = {
         rest="names",
     ),
     "sendgroup": Spec("/sendgroup <group> <text>", "message to a group", ("group",), rest="text"),
+    "join": Spec("/join <group>", "join an open group, or make one", ("group",)),
     "leave": Spec("/leave <group>", "leave a group", ("group",)),
     "users": Spec("/users", "every user, and who is online"),
     "groups": Spec("/groups", "your groups and their members"),
@@ -74,6 +75,12 @@ class Command:
     name: str
     args: tuple[str, ...] = ()
     text: str = ""
+    #: `/login` only: refuse (`name_in_use`) instead of replacing a session
+    #: of the same user (IRC's nick-in-use rule, under --auth none).
+    keep_existing: bool = False
+    #: `/groups` only: each group's `open` too (for IRC's MODE), not in
+    #: the native reply.
+    detail: bool = False
 
     @property
     def spec(self) -> Spec:

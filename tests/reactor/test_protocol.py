@@ -708,6 +708,7 @@ OK_FIELDS = {
     "send": [{"id": 12}],
     "group": [{"group": "os2", "members": ["alice", "bob"]}],
     "sendgroup": [{"id": 13}],
+    "join": [{"group": "os2", "members": ["alice", "bob"], "open": True}],
     "leave": [{"group": "os2"}],
     "users": [
         {"users": [{"name": "alice", "online": True}, {"name": "bob", "online": False}]},
