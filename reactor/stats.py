@@ -44,6 +44,8 @@ class ConnectionStatistics:
     slow_consumers: int
     rejected_full: int
     queued_bytes: int = 0  # waiting in every output queue now
+    irc_open: int = 0  # of `open`, those on the IRC port
+    irc_accepted: int = 0  # of `accepted`, those on the IRC port
 
 
 @dataclass(frozen=True)

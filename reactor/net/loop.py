@@ -86,6 +86,7 @@ class Reactor:
         self.irc_address: tuple[str, int] | None = None
         self._open = 0  # open client sockets (closed ones may still have work)
         self._accepted = self._slow_consumers = self._rejected_full = 0
+        self._irc_accepted = 0
         self._stop_requested = False
         self._stopping: Shutdown | None = None
         self._addresses = AddressLimits.for_config(config)
@@ -198,6 +199,7 @@ class Reactor:
         self._conns[cid] = conn
         self._open += 1
         self._accepted += 1
+        self._irc_accepted += irc
         self._sel.register(sock, READ, conn.handler)
         conn.mask = READ
         deadline = time.monotonic() + self.config.login_timeout
@@ -426,8 +428,11 @@ class Reactor:
 
     def statistics(self) -> FrontStatistics:
         """Open connections, the counters and the pool (read from any thread)."""
-        queued = sum(len(c.out) for c in list(self._conns.values()))
+        every = list(self._conns.values())
+        queued = sum(len(c.out) for c in every)
+        irc_open = sum(1 for c in every if c.irc is not None and c.sock is not None)
         conns = ConnectionStatistics(
-            self._open, self._accepted, self._slow_consumers, self._rejected_full, queued
-        )
+            self._open, self._accepted, self._slow_consumers, self._rejected_full, queued,
+            irc_open, self._irc_accepted,
+        )  # fmt: skip
         return FrontStatistics(self.dispatch.statistics(), conns)

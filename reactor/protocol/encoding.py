@@ -241,6 +241,8 @@ def stats_fields(s: ServerStatistics) -> dict[str, Any]:
             "slow_consumers": conns.slow_consumers,
             "rejected_full": conns.rejected_full,
             "queued_bytes": conns.queued_bytes,
+            "irc_open": conns.irc_open,
+            "irc_accepted": conns.irc_accepted,
         },
         "order_violations": s.order_violations,
     }

@@ -76,6 +76,7 @@ class IrcSession:
         self._sasl_chunks: list[str] = []
         self._logged_in = False
         self._registering = False
+        self._invisible = False  # user mode +i (accepted, changes nothing)
         self._channels: set[str] = set()  # lower-case names of the groups shown joined
         self._contexts: deque[tuple[str, Render]] = deque()
 
@@ -559,8 +560,8 @@ class IrcSession:
             if target.lower() != (self.nick or "").lower():
                 return [self._say(self._num("502", "Cannot change mode for other users"))]
             if len(msg.params) > 1:
-                return [self._say(self._num("501", "Unknown MODE flag"))]
-            return [self._say(self._num("221", "+"))]
+                return self._user_mode(msg.params[1])
+            return [self._say(self._num("221", "+i" if self._invisible else "+"))]
         changes = len(msg.params) > 1 and msg.params[1] not in ("b", "+b")
 
         def render(reply: Ok | Error) -> list[str]:
@@ -579,6 +580,15 @@ class IrcSession:
             return [self._num("324", target, "+" if group.get("open") else "+i")]
 
         return [self._queue(Command("groups", detail=True), render)]
+
+    def _user_mode(self, change: str) -> list[Item]:
+        """Only `i` (invisible) is known, and it changes nothing: /users and
+        WHO show everyone online either way."""
+        if not change or change[0] not in "+-" or set(change[1:]) - {"i"}:
+            return [self._say(self._num("501", "Unknown MODE flag"))]
+        self._invisible = change[0] == "+"
+        me = self.nick or "*"
+        return [self._say(line(self._mask(me), "MODE", me, change[0] + "i"))]
 
     def _ping(self, msg: IrcLine) -> list[Item]:
         if not msg.params:

@@ -337,3 +337,27 @@ def test_slow_consumer_is_dropped_with_error_and_loses_nothing(tmp_path):
         assert received | replayed == set(sent)  # nothing lost
     finally:
         server.stop()
+
+
+def test_stats_count_irc_connections_and_user_mode(srv):
+    c = irc(srv, fresh_name())
+    c.send(f"MODE {c.nick} +i", f"MODE {c.nick}", f"MODE {c.nick} +o")
+    assert [(x.command, x.params[-1]) for x in c.sync()] == [
+        ("MODE", "+i"), ("221", "+i"), ("501", "Unknown MODE flag")
+    ]  # fmt: skip
+    conns = native(srv, fresh_name()).ok("/stats")["connections"]
+    assert conns["irc_open"] >= 1 and conns["irc_accepted"] >= conns["irc_open"]
+
+
+def test_irc_commands_are_traced_like_native_ones(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    server = start(tmp_path, "--trace", str(trace))
+    try:
+        c = irc(server, fresh_name())
+        bob = native(server, fresh_name())
+        c.send(f"PRIVMSG {bob.name} :traced")
+        assert bob.event()["text"] == "traced"
+    finally:
+        assert server.stop() == 0
+    text = trace.read_text()
+    assert '"cmd":"send"' in text.replace(" ", "") and '"cmd":"irc"' in text.replace(" ", "")
