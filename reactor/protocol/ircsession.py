@@ -2,9 +2,10 @@
 work items they mean out; the server's events in, IRC lines out
 (../shared/spec/IRC.md, docs/irc.md).
 
-Owns: registration (CAP, PASS, NICK, USER, SASL PLAIN), the mapping of the
-IRC subset onto native commands, and the rendering of every reply, message
-and membership change as IRC lines. Each native command it queues leaves a
+Owns: `IrcSession`: framing and dispatch of IRC lines, registration (CAP,
+PASS, NICK, USER, SASL PLAIN, the welcome), and the rendering of replies,
+messages and membership changes as IRC lines; the commands after
+registration are reactor/protocol/irccommands.py's. Each native command it queues leaves a
 context (which IRC command asked, and how to answer) that the reply with the
 same command word consumes: replies to one connection come in the order its
 commands were queued. Must not: import socket, selectors or threading, or
@@ -17,15 +18,13 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from reactor import limits
-from reactor.actions import Item, Reply
+from reactor.actions import Item
 from reactor.kinds import ByeReason
 from reactor.protocol.events import Bye, Error, Event, GroupChange, Message, Notice, Ok, Raw
-from reactor.protocol.framing import Frame, FrameError, Framer
+from reactor.protocol.framing import Frame, FrameError
 from reactor.protocol.irc import (
     MAX_FRAME,
     MAX_LINE,
@@ -35,6 +34,8 @@ from reactor.protocol.irc import (
     parse_line,
     split_text,
 )
+from reactor.protocol.ircbase import as_bytes
+from reactor.protocol.irccommands import IrcCommands
 from reactor.protocol.parsing import Command, valid_name
 
 #: Capabilities offered (CAP LS).
@@ -52,33 +53,9 @@ _BYE_TEXT = {
 
 _PRE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "AUTHENTICATE", "PING", "PONG", "QUIT"}
 
-Render = Callable[[Ok | Error], list[str]]
 
-
-class IrcSession:
+class IrcSession(IrcCommands):
     """The IRC side of one connection: feed it frames, ask it for bytes."""
-
-    def __init__(self, server: str, network: str, auth_none: bool) -> None:
-        self.server = server
-        self.network = network
-        self.auth_none = auth_none
-        self.framer = Framer(MAX_FRAME)
-        self.nick: str | None = None  # the account's name once logged in
-        self.caps: set[str] = set()
-        #: Welcome sent: messages may be written (until then they are held).
-        self.ready = False
-        #: The connection must close after the lines queued so far.
-        self.close_requested = False
-        self._user_given = False
-        self._password: str | None = None
-        self._cap_open = False  # CAP LS/REQ seen, CAP END not yet
-        self._sasl: str | None = None  # "PLAIN" while AUTHENTICATE runs
-        self._sasl_chunks: list[str] = []
-        self._logged_in = False
-        self._registering = False
-        self._invisible = False  # user mode +i (accepted, changes nothing)
-        self._channels: set[str] = set()  # lower-case names of the groups shown joined
-        self._contexts: deque[tuple[str, Render]] = deque()
 
     # --- input ------------------------------------------------------------------------
 
@@ -124,7 +101,7 @@ class IrcSession:
             return self.message(event)
         elif isinstance(event, Notice):
             lines = [self._notice(event.text)]
-        return _bytes(lines)
+        return as_bytes(lines)
 
     def message(self, m: Message) -> bytes:
         """A chat message as PRIVMSG lines (cut to fit); b"" for the echo of
@@ -144,7 +121,7 @@ class IrcSession:
             tags.append(f"msgid={m.id}")
         source = self._mask(m.sender)
         room = MAX_LINE - len(f":{source} PRIVMSG {target} :".encode()) - 2
-        return _bytes(
+        return as_bytes(
             line(source, "PRIVMSG", target, piece, tags=";".join(tags))
             for piece in split_text(m.text, room)
         )
@@ -328,279 +305,6 @@ class IrcSession:
             "SAFELIST",
         )  # fmt: skip
 
-    # --- commands ------------------------------------------------------------------------
-
-    def _privmsg(self, msg: IrcLine) -> list[Item]:
-        if not msg.params or not msg.params[0]:
-            return [self._say(self._num("411", f"No recipient given ({msg.command})"))]
-        if len(msg.params) < 2 or not msg.params[1]:
-            return [self._say(self._num("412", "No text to send"))]
-        text = msg.params[1]
-        items: list[Item] = []
-        for target in msg.params[0].split(","):
-            if target.startswith("#"):
-                cmd = Command("sendgroup", (target[1:],), text)
-                items.append(self._queue(cmd, self._sent_group(target)))
-            else:
-                items.append(self._queue(Command("send", (target,), text), self._sent(target)))
-        return items
-
-    def _sent(self, target: str) -> Render:
-        def render(reply: Ok | Error) -> list[str]:
-            if isinstance(reply, Ok):
-                return []
-            if reply.code in ("unknown_user", "bad_name"):
-                return [self._num("401", target, "No such nick/channel")]
-            return [self._error_notice(reply)]
-
-        return render
-
-    def _sent_group(self, target: str) -> Render:
-        def render(reply: Ok | Error) -> list[str]:
-            if isinstance(reply, Ok):
-                return []
-            if reply.code in ("unknown_group", "bad_name"):
-                return [self._num("403", target, "No such channel")]
-            if reply.code == "not_member":
-                return [self._num("404", target, "Cannot send to channel")]
-            return [self._error_notice(reply)]
-
-        return render
-
-    def _join(self, msg: IrcLine) -> list[Item]:
-        if not msg.params or not msg.params[0]:
-            return [self._say(self._num("461", "JOIN", "Not enough parameters"))]
-        if msg.params[0] == "0":
-            return [self._say(self._notice("JOIN 0 is not supported: PART each channel"))]
-        items: list[Item] = []
-        for target in msg.params[0].split(","):
-            name = target[1:]
-            if not target.startswith("#") or not valid_name(name):
-                items.append(self._say(self._num("403", target, "No such channel")))
-                continue
-            items.append(self._queue(Command("join", (name,)), self._joined_reply(target)))
-        return items
-
-    def _joined_reply(self, target: str) -> Render:
-        def render(reply: Ok | Error) -> list[str]:
-            if isinstance(reply, Ok):
-                name = reply.fields["group"]
-                if name.lower() in self._channels:
-                    return []
-                return self._joined(name, reply.fields["members"])
-            if reply.code == "not_member":
-                return [self._num("473", target, "Cannot join channel (+i)")]
-            if reply.code in ("name_taken", "bad_name", "unknown_group"):
-                return [self._num("403", target, "No such channel")]
-            return [self._error_notice(reply)]
-
-        return render
-
-    def _joined(self, group: str, members: list[str]) -> list[str]:
-        """`JOIN` of oneself, then the channel's names."""
-        self._channels.add(group.lower())
-        me = self.nick or "*"
-        return [line(self._mask(me), "JOIN", f"#{group}"), *self._names(group, members)]
-
-    def _names(self, group: str, members: list[str]) -> list[str]:
-        lines = []
-        chunk: list[str] = []
-        for name in members:
-            chunk.append(name)
-            if len(chunk) == 20:
-                lines.append(self._num("353", "=", f"#{group}", " ".join(chunk)))
-                chunk = []
-        if chunk:
-            lines.append(self._num("353", "=", f"#{group}", " ".join(chunk)))
-        return [*lines, self._num("366", f"#{group}", "End of /NAMES list")]
-
-    def _part(self, msg: IrcLine) -> list[Item]:
-        if not msg.params or not msg.params[0]:
-            return [self._say(self._num("461", "PART", "Not enough parameters"))]
-        reason = msg.params[1] if len(msg.params) > 1 else ""
-        items: list[Item] = []
-        for target in msg.params[0].split(","):
-            if not target.startswith("#") or not valid_name(target[1:]):
-                items.append(self._say(self._num("403", target, "No such channel")))
-                continue
-            items.append(self._queue(Command("leave", (target[1:],)), self._parted(target, reason)))
-        return items
-
-    def _parted(self, target: str, reason: str) -> Render:
-        def render(reply: Ok | Error) -> list[str]:
-            if isinstance(reply, Ok):
-                self._channels.discard(reply.fields["group"].lower())
-                params = (f"#{reply.fields['group']}", reason) if reason else (target,)
-                return [line(self._mask(self.nick or "*"), "PART", *params)]
-            if reply.code == "not_member":
-                return [self._num("442", target, "You're not on that channel")]
-            if reply.code in ("unknown_group", "bad_name"):
-                return [self._num("403", target, "No such channel")]
-            return [self._error_notice(reply)]
-
-        return render
-
-    def _invite(self, msg: IrcLine) -> list[Item]:
-        if len(msg.params) < 2:
-            return [self._say(self._num("461", "INVITE", "Not enough parameters"))]
-        nick, target = msg.params[0], msg.params[1]
-        if not target.startswith("#") or not valid_name(target[1:]):
-            return [self._say(self._num("403", target, "No such channel"))]
-        if not valid_name(nick):
-            return [self._say(self._num("401", nick, "No such nick/channel"))]
-
-        def render(reply: Ok | Error) -> list[str]:
-            if isinstance(reply, Ok):
-                group = f"#{reply.fields['group']}"
-                return [self._num("341", nick, group), line(self._mask(nick), "JOIN", group)]
-            if reply.code == "not_member":
-                return [self._num("442", target, "You're not on that channel")]
-            if reply.code in ("unknown_user",):
-                return [self._num("401", nick, "No such nick/channel")]
-            if reply.code == "name_taken":
-                return [self._num("403", target, "No such channel")]
-            return [self._error_notice(reply)]
-
-        return [self._queue(Command("group", (target[1:], nick)), render)]
-
-    def _names_cmd(self, msg: IrcLine) -> list[Item]:
-        if not msg.params:
-            return [self._say(self._num("366", "*", "End of /NAMES list"))]
-        targets = msg.params[0].split(",")
-
-        def render(reply: Ok | Error) -> list[str]:
-            if not isinstance(reply, Ok):
-                return [self._error_notice(reply)]
-            mine = {g["name"].lower(): g for g in reply.fields["groups"]}
-            lines: list[str] = []
-            for t in targets:
-                g = mine.get(t[1:].lower()) if t.startswith("#") else None
-                if g is None:
-                    lines.append(self._num("366", t, "End of /NAMES list"))
-                else:
-                    lines += self._names(g["name"], g["members"])
-            return lines
-
-        return [self._queue(Command("groups"), render)]
-
-    def _list(self, msg: IrcLine) -> list[Item]:
-        def render(reply: Ok | Error) -> list[str]:
-            if not isinstance(reply, Ok):
-                return [self._error_notice(reply)]
-            lines = [self._num("321", "Channel", "Users  Name")]
-            for g in reply.fields["groups"]:
-                lines.append(self._num("322", f"#{g['name']}", str(len(g["members"])), ""))
-            return [*lines, self._num("323", "End of /LIST")]
-
-        return [self._queue(Command("groups"), render)]
-
-    def _who(self, msg: IrcLine) -> list[Item]:
-        mask = msg.params[0] if msg.params else "*"
-        groups: dict[str, list[str]] = {}
-
-        def keep_groups(reply: Ok | Error) -> list[str]:
-            if isinstance(reply, Ok):
-                groups.update({g["name"].lower(): g["members"] for g in reply.fields["groups"]})
-            return []
-
-        def render(reply: Ok | Error) -> list[str]:
-            if not isinstance(reply, Ok):
-                return [self._error_notice(reply)]
-            online = {u["name"].lower(): u for u in reply.fields["users"] if u["online"]}
-            if mask.startswith("#"):
-                names = [n for n in groups.get(mask[1:].lower(), []) if n.lower() in online]
-                channel = mask
-            elif mask in ("*", "0"):
-                names, channel = [u["name"] for u in online.values()], "*"
-            else:
-                names = [online[mask.lower()]["name"]] if mask.lower() in online else []
-                channel = "*"
-            lines = [
-                self._num("352", channel, n, self.server, self.server, n, "H", f"0 {n}")
-                for n in names
-            ]
-            return [*lines, self._num("315", mask, "End of /WHO list")]
-
-        return [
-            self._queue(Command("groups"), keep_groups),
-            self._queue(Command("users"), render),
-        ]
-
-    def _whois(self, msg: IrcLine) -> list[Item]:
-        if not msg.params:
-            return [self._say(self._num("431", "No nickname given"))]
-        nick = msg.params[-1]
-
-        def render(reply: Ok | Error) -> list[str]:
-            if not isinstance(reply, Ok):
-                return [self._error_notice(reply)]
-            found = [u for u in reply.fields["users"] if u["name"].lower() == nick.lower()]
-            end = self._num("318", nick, "End of /WHOIS list")
-            if not found or not found[0]["online"]:
-                return [self._num("401", nick, "No such nick/channel"), end]
-            n = found[0]["name"]
-            return [
-                self._num("311", n, n, self.server, "*", n),
-                self._num("312", n, self.server, "reactor-chat"),
-                end,
-            ]
-
-        return [self._queue(Command("users"), render)]
-
-    def _topic(self, msg: IrcLine) -> list[Item]:
-        if not msg.params:
-            return [self._say(self._num("461", "TOPIC", "Not enough parameters"))]
-        return [self._say(self._num("331", msg.params[0], "No topic is set"))]
-
-    def _mode(self, msg: IrcLine) -> list[Item]:
-        if not msg.params:
-            return [self._say(self._num("461", "MODE", "Not enough parameters"))]
-        target = msg.params[0]
-        if not target.startswith("#"):
-            if target.lower() != (self.nick or "").lower():
-                return [self._say(self._num("502", "Cannot change mode for other users"))]
-            if len(msg.params) > 1:
-                return self._user_mode(msg.params[1])
-            return [self._say(self._num("221", "+i" if self._invisible else "+"))]
-        changes = len(msg.params) > 1 and msg.params[1] not in ("b", "+b")
-
-        def render(reply: Ok | Error) -> list[str]:
-            if not isinstance(reply, Ok):
-                return [self._error_notice(reply)]
-            mine = {g["name"].lower() for g in reply.fields["groups"]}
-            if target[1:].lower() not in mine:
-                return [self._num("442", target, "You're not on that channel")]
-            if len(msg.params) > 1 and not changes:
-                return [self._num("368", target, "End of channel ban list")]
-            if changes:
-                return [self._num("482", target, "You're not channel operator")]
-            group = next(
-                g for g in reply.fields["groups"] if g["name"].lower() == target[1:].lower()
-            )
-            return [self._num("324", target, "+" if group.get("open") else "+i")]
-
-        return [self._queue(Command("groups", detail=True), render)]
-
-    def _user_mode(self, change: str) -> list[Item]:
-        """Only `i` (invisible) is known, and it changes nothing: /users and
-        WHO show everyone online either way."""
-        if not change or change[0] not in "+-" or set(change[1:]) - {"i"}:
-            return [self._say(self._num("501", "Unknown MODE flag"))]
-        self._invisible = change[0] == "+"
-        me = self.nick or "*"
-        return [self._say(line(self._mask(me), "MODE", me, change[0] + "i"))]
-
-    def _ping(self, msg: IrcLine) -> list[Item]:
-        if not msg.params:
-            return [self._say(self._num("409", "No origin specified"))]
-        return [self._say(line(self.server, "PONG", self.server, msg.params[0]))]
-
-    def _pong(self, msg: IrcLine) -> list[Item]:
-        return []
-
-    def _quit(self, msg: IrcLine) -> list[Item]:
-        return [self._queue(Command("exit"), lambda reply: [])]
-
     # --- events --------------------------------------------------------------------------
 
     def _answer(self, reply: Ok | Error) -> list[str]:
@@ -624,31 +328,6 @@ class IrcSession:
             else:
                 lines.append(line(self._mask(name), "JOIN", channel))
         return lines
-
-    # --- helpers -------------------------------------------------------------------------
-
-    def _queue(self, cmd: Command, render: Render) -> Command:
-        self._contexts.append((cmd.name, render))
-        return cmd
-
-    def _say(self, *lines: str) -> Reply:
-        return Reply(Raw(_bytes(lines).decode()))
-
-    def _num(self, code: str, *params: str) -> str:
-        return line(self.server, code, self.nick or "*", *params)
-
-    def _notice(self, text: str) -> str:
-        return line(self.server, "NOTICE", self.nick or "*", text)
-
-    def _error_notice(self, reply: Error) -> str:
-        return self._notice(f"error [{reply.code}]: {reply.message}")
-
-    def _mask(self, nick: str) -> str:
-        return f"{nick}!{nick}@{self.server}"
-
-
-def _bytes(lines: Any) -> bytes:
-    return "".join(f"{x}\r\n" for x in lines).encode()
 
 
 _HANDLERS: dict[str, Callable[[IrcSession, IrcLine], list[Item]]] = {
