@@ -34,6 +34,8 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
 
+# IRC clients (irssi, WeeChat...) as well, on a second port (docs/irc.md):
+#   make run ARGS="--irc-port 6667"
 # A self-signed certificate for class use: serve with
 #   make run ARGS="--tls-cert certs/cert.pem --tls-key certs/key.pem"
 # and connect with: chat-client --cafile certs/cert.pem

@@ -22,7 +22,7 @@ REPL_COMMANDS: Mapping[str, str] = {
     "clear": "/clear: clear the screen",
     "msg": "/msg <user-or-#group> <text>: send one message (IRC's /msg)",
     "me": "/me <action>: '* action' to the current conversation",
-    "join": "/join <group>: talk in a group of yours (as /query #group)",
+    "join": "/join <group>: join an open group, or make one, and talk in it",
     "part": "/part [<group>]: leave a group (the current one by default)",
     "names": "/names: every user, and who is online (as /users)",
 }
@@ -161,7 +161,8 @@ def _alias(word: str, line: str, current: str | None, groups: Iterable[str]) -> 
         names = rest.split()
         if len(names) != 1:
             return Refused(f"usage: {usage}")
-        return Query("#" + names[0].lstrip("#"))
+        joined = names[0].lstrip("#")
+        return Command(f"/join {joined}", f"#{joined}")
     if word == "/part":
         group = rest.split()[0] if rest else current
         if group is None or not (rest or group.startswith("#")):

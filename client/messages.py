@@ -20,7 +20,7 @@ from client.connection import ChatError, Disconnected
 from reactor.protocol import Ok, to_text
 
 #: Replies after which the user and group names are worth asking for again.
-CHANGES_NAMES = frozenset({"group", "leave", "users", "groups"})
+CHANGES_NAMES = frozenset({"group", "join", "leave", "users", "groups"})
 #: Replies that say nothing worth showing: the message itself is the news.
 QUIET_REPLIES = frozenset({"send", "sendgroup"})
 

@@ -172,6 +172,8 @@ class Repl:
                 self.show(text, "class:system")
         if reply["cmd"] in messages.CHANGES_NAMES:
             await self.feed.refresh()
+        if reply["cmd"] == "join":  # a group one joins is where one talks next
+            self._set_query(f"#{reply['group']}")
 
     def _set_query(self, name: str | None) -> None:
         self.query = name

@@ -254,6 +254,9 @@ class Tui:
                 self._say(where, text)
         if cmd in messages.CHANGES_NAMES:
             self.feed.want()
+        if cmd == "join":  # a group one joins is where one talks next
+            name = f"#{reply['group']}"
+            self.switch((self._find(name) or self._open(name, back=where)).name)
 
     def _restore(self, line: str, where: str) -> None:
         """Put a line that could not be sent back where it was typed (the

@@ -183,6 +183,19 @@ def test_repl_irc_habits_reach_the_server_as_its_commands(srv):
     assert all(grp["name"] != g for grp in bob.ok("/groups")["groups"] if name in grp["members"])
 
 
+def test_repl_join_makes_an_open_group_others_may_join_and_talks_there(srv):
+    bob = account(srv)
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    g = fresh_name("open")
+
+    def joined(repl):
+        return repl.query == f"#{g}" and any(f"Joined #{g}" in s for s in repl.shown)
+
+    asyncio.run(run_repl(srv, name, [f"/join #{g}"], done=joined))
+    assert bob.ok(f"/join {g}")["members"] == sorted([bob.name, name])  # open: bob may join
+
+
 def test_repl_never_stores_a_password_and_keeps_history_per_user(srv, tmp_path):
     name, other = fresh_name(), fresh_name("Zed")
     srv.client().ok(f"/register {name} pw")

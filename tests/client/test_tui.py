@@ -293,6 +293,24 @@ def test_tui_shows_membership_changes_in_system_and_the_group_tab(srv):
     asyncio.run(scenario())
 
 
+def test_tui_join_opens_the_group_s_tab_and_plain_lines_go_there(srv):
+    bob = account(srv)
+    g = fresh_name("open")
+
+    async def scenario():
+        async with running_tui(srv) as s:
+            await asyncio.to_thread(bob.ok, f"/join {g}")  # bob makes an open group
+            s.pipe.send_text(f"/join {g}\r")
+            await until(lambda: s.tui.current == f"#{g}")
+            s.pipe.send_text("hello, open group\r")
+            await until(lambda: "hello, open group" in messages(s.tui, f"#{g}"))
+            return s.me
+
+    me = asyncio.run(scenario())
+    got = bob.messages(1)[0]
+    assert (got["from"], got["group"], got["text"]) == (me, g, "hello, open group")
+
+
 def test_tui_opens_a_tab_for_each_group_at_login(srv):
     me, bob = fresh_name(), account(srv)
     srv.client().ok(f"/register {me} pw")
@@ -375,7 +393,7 @@ def test_tui_a_reply_shows_in_the_tab_it_was_typed_in_and_in_system(srv):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("typo", ["/query nobody2", "/join nobody2", "/close", "/part"])
+@pytest.mark.parametrize("typo", ["/query nobody2", "/join no!such", "/close", "/part"])
 def test_tui_a_failed_tab_command_never_changes_where_plain_lines_go(srv, typo):
     bob = account(srv)
     lab = fresh_name("lab")
