@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl
 from dataclasses import dataclass
 
 
@@ -47,13 +48,19 @@ class IrcClient:
     """One IRC connection; every read blocks at most `timeout` seconds."""
 
     def __init__(
-        self, addr: tuple[str, int], timeout: float = 10.0, rcvbuf: int | None = None
+        self,
+        addr: tuple[str, int],
+        timeout: float = 10.0,
+        rcvbuf: int | None = None,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:  # before connecting, so the advertised window stays small
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(addr)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(timeout)
+        sock.connect(addr)
+        self.sock = sock if tls is None else tls.wrap_socket(sock, server_hostname=server_hostname)
         self.file = self.sock.makefile("rb")
         self.nick = ""
 

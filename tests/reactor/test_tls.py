@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -17,6 +18,7 @@ import pytest
 
 from client.connection import Account, Connection
 from harness import Client, ServerProcess
+from harness.ircclient import IrcClient
 from tests.support.chatclient import ROOT, fresh_name, until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
@@ -53,6 +55,30 @@ def tls_client(addr, cafile) -> Client:
     c = Client(addr, tls=context, server_hostname="localhost")
     assert c.welcome.startswith("System: Welcome")
     return c
+
+
+def test_irc_port_speaks_tls_with_the_same_certificate(cert, tmp_path):
+    srv = ServerProcess(
+        tmp_path / "chat.db", "--irc-port", "0", "--rate-limit", "0",
+        "--tls-cert", str(cert[0]), "--tls-key", str(cert[1]),
+    ).start()  # fmt: skip
+    try:
+        found = re.search(r"IRC listening on [\d.]+:(\d+)", srv.wait_for_log("IRC listening on"))
+        assert found
+        context = ssl.create_default_context(cafile=str(cert[0]))
+        name, friend = fresh_name(), tls_client(srv.addr, cert[0])
+        friend.call(f"/register {name} pw")
+        irc_addr = (srv.addr[0], int(found.group(1)))
+        irc = IrcClient(irc_addr, tls=context, server_hostname="localhost")
+        assert isinstance(irc.sock, ssl.SSLSocket)
+        burst = irc.register(name, "pw")
+        assert [x.command for x in burst][:4] == ["001", "002", "003", "004"]
+        irc.send(f"PRIVMSG {name} :to myself, encrypted")
+        got = irc.until("PRIVMSG")[-1]
+        assert got.params == (name, "to myself, encrypted")
+        irc.close()
+    finally:
+        assert srv.stop() == 0
 
 
 def test_tls_raw_ssl_sockets_chat(tls_server, cert):
