@@ -5,12 +5,14 @@ of a node, Redis connections killed, PostgreSQL unreachable)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
 import time
 
 from harness import Client
+from harness.ircclient import IrcClient
 from tests.support.chatclient import account, fresh_name
 from tests.support.cluster import (
     ORDER_KEY,
@@ -317,3 +319,27 @@ def test_cluster_readme_commands_start_two_nodes_that_chat_in_text_mode(cluster)
     alice.readline(), alice.readline()
     alice.send("/send bob hi")
     assert "hi" in bob.readline()
+
+
+def test_cluster_irc_on_one_node_chats_with_native_users_on_another(cluster):
+    a = cluster.node("a", "--irc-port", "0")
+    b = cluster.node("b")
+    found = re.search(r"IRC listening on [\d.]+:(\d+)", a.wait_for_log("IRC listening on"))
+    assert found
+    bob, name = account(b), fresh_name()
+    b.client().ok(f"/register {name} pw")
+    with IrcClient((a.addr[0], int(found.group(1)))) as irc:
+        irc.register(name, "pw")
+        g = fresh_name("g")
+        irc.send(f"JOIN #{g}")
+        irc.until("366")
+        assert bob.ok(f"/join {g}")["members"] == sorted([name, bob.name])
+        joined = irc.until("JOIN")[-1]
+        assert (joined.source.split("!")[0], joined.params) == (bob.name, (f"#{g}",))
+        irc.send(f"PRIVMSG #{g} :from irc on node a")
+        sent = bob.messages(1)[0]
+        assert (sent["from"], sent["group"], sent["text"]) == (name, g, "from irc on node a")
+        reply = bob.ok(f"/sendgroup {g} from native on node b")["id"]
+        got = irc.until("PRIVMSG")[-1]
+        assert got.params == (f"#{g}", "from native on node b")
+        assert reply > sent["id"]
