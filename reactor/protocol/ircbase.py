@@ -9,13 +9,14 @@ reactor/protocol/irccommands.py and reactor/protocol/ircsession.py).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
 from reactor.actions import Reply
-from reactor.protocol.events import Error, Ok, Raw
+from reactor.protocol.events import Error, Message, Ok, Raw
 from reactor.protocol.framing import Framer
-from reactor.protocol.irc import MAX_FRAME, line
+from reactor.protocol.irc import MAX_FRAME, MAX_LINE, line, split_text
 from reactor.protocol.parsing import Command
 
 #: How to answer the reply to one queued native command, as IRC lines.
@@ -71,6 +72,23 @@ class IrcState:
         self._channels.add(group.lower())
         me = self.nick or "*"
         return [line(self._mask(me), "JOIN", f"#{group}"), *self._names(group, members)]
+
+    def _privmsg_lines(self, m: Message) -> list[str]:
+        """A chat message as PRIVMSG lines from its sender, cut to fit, with
+        the negotiated tags (`time`, `msgid`)."""
+        target = f"#{m.group}" if m.group is not None else m.to or self.nick or "*"
+        tags = []
+        if "server-time" in self.caps:
+            ms = int(m.ts * 1000) % 1000
+            tags.append(f"time={time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(m.ts))}.{ms:03d}Z")
+        if "message-tags" in self.caps:
+            tags.append(f"msgid={m.id}")
+        source = self._mask(m.sender)
+        room = MAX_LINE - len(f":{source} PRIVMSG {target} :".encode()) - 2
+        return [
+            line(source, "PRIVMSG", target, piece, tags=";".join(tags))
+            for piece in split_text(m.text, room)
+        ]
 
     def _names(self, group: str, members: list[str]) -> list[str]:
         lines = []

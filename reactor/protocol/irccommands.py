@@ -10,8 +10,10 @@ side decides (who may join or send): it translates.
 
 from __future__ import annotations
 
+import time
+
 from reactor.actions import Item
-from reactor.protocol.events import Error, Ok
+from reactor.protocol.events import Error, Message, Ok
 from reactor.protocol.irc import IrcLine, line
 from reactor.protocol.ircbase import IrcState, Render
 from reactor.protocol.parsing import Command, valid_name
@@ -32,13 +34,19 @@ class IrcCommands(IrcState):
                 cmd = Command("sendgroup", (target[1:],), text)
                 items.append(self._queue(cmd, self._sent_group(target)))
             else:
-                items.append(self._queue(Command("send", (target,), text), self._sent(target)))
+                items.append(
+                    self._queue(Command("send", (target,), text), self._sent(target, text))
+                )
         return items
 
-    def _sent(self, target: str) -> Render:
+    def _sent(self, target: str, text: str) -> Render:
         def render(reply: Ok | Error) -> list[str]:
-            if isinstance(reply, Ok):
-                return []
+            if isinstance(reply, Ok):  # the sender of a private message gets no event
+                me = self.nick or "*"
+                if "echo-message" not in self.caps or target.lower() == me.lower():
+                    return []  # (one's message to oneself comes back as the delivery)
+                return self._privmsg_lines(Message(reply.fields["id"], me, target, None, text,
+                                                   time.time()))  # fmt: skip
             if reply.code in ("unknown_user", "bad_name"):
                 return [self._num("401", target, "No such nick/channel")]
             return [self._error_notice(reply)]

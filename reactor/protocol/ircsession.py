@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from collections.abc import Callable
 
 from reactor import limits
@@ -25,15 +24,7 @@ from reactor.actions import Item
 from reactor.kinds import ByeReason
 from reactor.protocol.events import Bye, Error, Event, GroupChange, Message, Notice, Ok, Raw
 from reactor.protocol.framing import Frame, FrameError
-from reactor.protocol.irc import (
-    MAX_FRAME,
-    MAX_LINE,
-    IrcLine,
-    LineTooLong,
-    line,
-    parse_line,
-    split_text,
-)
+from reactor.protocol.irc import MAX_FRAME, MAX_LINE, IrcLine, LineTooLong, line, parse_line
 from reactor.protocol.ircbase import as_bytes
 from reactor.protocol.irccommands import IrcCommands
 from reactor.protocol.parsing import Command, valid_name
@@ -107,24 +98,9 @@ class IrcSession(IrcCommands):
         """A chat message as PRIVMSG lines (cut to fit); b"" for the echo of
         one's own group message unless `echo-message` was negotiated."""
         me = (self.nick or "").lower()
-        if m.group is not None:
-            if m.sender.lower() == me and "echo-message" not in self.caps:
-                return b""
-            target = f"#{m.group}"
-        else:
-            target = m.to or self.nick or "*"
-        tags = []
-        if "server-time" in self.caps:
-            ms = int(m.ts * 1000) % 1000
-            tags.append(f"time={time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(m.ts))}.{ms:03d}Z")
-        if "message-tags" in self.caps:
-            tags.append(f"msgid={m.id}")
-        source = self._mask(m.sender)
-        room = MAX_LINE - len(f":{source} PRIVMSG {target} :".encode()) - 2
-        return as_bytes(
-            line(source, "PRIVMSG", target, piece, tags=";".join(tags))
-            for piece in split_text(m.text, room)
-        )
+        if m.group is not None and m.sender.lower() == me and "echo-message" not in self.caps:
+            return b""
+        return as_bytes(self._privmsg_lines(m))
 
     # --- registration ----------------------------------------------------------------
 

@@ -188,6 +188,22 @@ def test_private_chat_both_ways_and_offline_delivery(srv):
     assert not [x for x in again.register(carol, "pw") if x.command == "PRIVMSG"]
 
 
+def test_echo_message_echoes_private_and_group_messages_once(srv):
+    alice = irc(srv, fresh_name(), caps=("echo-message", "message-tags"))
+    bob = native(srv, fresh_name())
+    alice.send(f"PRIVMSG {bob.name} :echoed to me", f"PRIVMSG {alice.nick} :a note to self")
+    sent = bob.event()
+    echo = alice.until("PRIVMSG")[-1]
+    assert echo.source.startswith(f"{alice.nick}!") and echo.params == (bob.name, "echoed to me")
+    assert echo.tags == f"msgid={sent['id']}"
+    self_note = [x for x in alice.sync() if x.command == "PRIVMSG"]
+    assert [x.params for x in self_note] == [(alice.nick, "a note to self")]  # once, not twice
+    g = fresh_name("g")
+    alice.send(f"JOIN #{g}", f"PRIVMSG #{g} :to the group")
+    got = [x for x in alice.sync() if x.command == "PRIVMSG"]
+    assert [x.params for x in got] == [(f"#{g}", "to the group")]
+
+
 def test_groups_across_protocols_and_numerics(srv):
     alice = native(srv, fresh_name())
     bob = irc(srv, fresh_name())
