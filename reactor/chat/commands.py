@@ -269,7 +269,7 @@ class Chat:
         if not valid_name(name):
             raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
         with self.locks.hold(GROUPS, group_key(name), SESSIONS, STORAGE):
-            users = [self._user(n) for n in invitees]
+            users = list({u.id: u for u in map(self._user, invitees)}.values())  # once each
             group = self.storage.group(name)
             if group is None:
                 if self.storage.name_taken(name):
@@ -279,11 +279,13 @@ class Chat:
                 users.insert(0, self._me(conn))
             elif not self.storage.is_member(group, self._my_id(conn)):
                 raise ChatError("not_member", f"only members can add to #{group.name}")
+            else:  # adding a member again changes nothing, and is not told
+                users = [u for u in users if not self.storage.is_member(group, u.id)]
             for user in users:
                 out.wrote(self.storage.add_member(group, user.id))
             members = [n for _, n in self.storage.members(group)]
-            if invitees:  # the added and the members before them hear of it
-                added = tuple(u.name for u in users if u.id != self._my_id(conn))
+            added = tuple(u.name for u in users if u.id != self._my_id(conn))
+            if added:  # the added and the members before them hear of it
                 change = GroupChange(group.name, self._me(conn).name, tuple(members), added)
                 self._tell(conn, out, change, members)
         return {"group": group.name, "members": members}
@@ -327,14 +329,19 @@ class Chat:
             if not members:
                 out.wrote(self.storage.delete_group(group))
             me = self._me(conn).name
-            self._tell(conn, out, GroupChange(group.name, me, tuple(members), left=me), members)
+            change = GroupChange(group.name, me, tuple(members), left=me, reason=cmd.text)
+            self._tell(conn, out, change, members)
         return {"group": group.name}
 
     def do_groups(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/groups: your groups and their members (and, asked by the IRC
-        listener, whether each is open). Takes ``storage``."""
+        listener, whether each is open, or every open group). Takes ``storage``."""
         with self.locks.hold(STORAGE):
             groups = self.storage.user_groups(self._my_id(conn))
+            if cmd.public:
+                everyone = [{"name": g, "members": m} for g, m in self.storage.open_groups()]
+                return {"groups": [{"name": g, "members": m} for g, m in groups],
+                        "open_groups": everyone}  # fmt: skip
             if not cmd.detail:
                 return {"groups": [{"name": g, "members": m} for g, m in groups]}
             rows = [self.storage.group(g) for g, _ in groups]

@@ -305,6 +305,18 @@ class Storage:
             out.setdefault(group_name, []).append(member)
         return list(out.items())
 
+    def open_groups(self) -> list[tuple[str, list[str]]]:
+        """(group name, member names) of every open group, in name order."""
+        rows = self._db.execute(
+            "SELECT g.name, u.name FROM groups g"
+            " JOIN members m ON m.group_id = g.id JOIN users u ON u.id = m.user_id"
+            " WHERE g.open = 1 ORDER BY g.key, u.key"
+        )
+        out: dict[str, list[str]] = {}
+        for group_name, member in rows:
+            out.setdefault(group_name, []).append(member)
+        return list(out.items())
+
     # --- messages --------------------------------------------------------------
 
     def add_message(

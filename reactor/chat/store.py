@@ -124,6 +124,9 @@ class Store(Protocol):
     def user_groups(self, user_id: int) -> list[tuple[str, list[str]]]:
         """(group name, member names) of each group of the user, in name order."""
 
+    def open_groups(self) -> list[tuple[str, list[str]]]:
+        """(group name, member names) of every open group, in name order."""
+
     def add_message(
         self,
         sender: User,

@@ -135,6 +135,7 @@ class Bus:
         note = json.dumps({
             "from": self._node, "users": user_keys, "group": event.group, "by": event.by,
             "members": event.members, "added": event.added, "left": event.left,
+            "reason": event.reason,
         })  # fmt: skip
         with self._pending:
             self._notes.append((self.events, note))
@@ -213,7 +214,7 @@ class Bus:
                 if note["from"] != self._node:
                     change = GroupChange(
                         str(note["group"]), str(note["by"]), tuple(note["members"]),
-                        tuple(note["added"]), note["left"],
+                        tuple(note["added"]), note["left"], str(note.get("reason", "")),
                     )  # fmt: skip
                     self._on_event([str(u) for u in note["users"]], change)
             else:

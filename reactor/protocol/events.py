@@ -79,6 +79,9 @@ class GroupChange:
     members: tuple[str, ...]
     added: tuple[str, ...] = ()
     left: str | None = None
+    #: Why `left` left: an IRC PART's message ("" for none); the native
+    #: encodings leave it out.
+    reason: str = ""
 
 
 @dataclass(frozen=True)

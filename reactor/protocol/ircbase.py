@@ -42,6 +42,10 @@ class IrcState:
         self._cap_open = False  # CAP LS/REQ seen, CAP END not yet
         self._sasl: str | None = None  # "PLAIN" while AUTHENTICATE runs
         self._sasl_chunks: list[str] = []
+        self._sasl_login = False  # a SASL login is queued, its reply not yet in
+        #: USER's username and realname (WHOIS and WHO of oneself show them).
+        self.username = ""
+        self.realname = ""
         self._logged_in = False
         self._registering = False
         self._invisible = False  # user mode +i (accepted, changes nothing)
@@ -90,17 +94,21 @@ class IrcState:
             for piece in split_text(m.text, room)
         ]
 
-    def _names(self, group: str, members: list[str]) -> list[str]:
-        lines = []
-        chunk: list[str] = []
-        for name in members:
-            chunk.append(name)
-            if len(chunk) == 20:
-                lines.append(self._num("353", "=", f"#{group}", " ".join(chunk)))
-                chunk = []
+    def _names(self, group: str, members: list[str], end: bool = True) -> list[str]:
+        """353 lines of a channel's members (as many as fit a line each),
+        then its 366 unless `end` is False."""
+        channel = f"#{group}"
+        room = MAX_LINE - len(self._num("353", "=", channel, "").encode()) - 2
+        shown = [self._mask(n) if "userhost-in-names" in self.caps else n for n in members]
+        lines, chunk = [], ""
+        for name in shown:
+            if chunk and len(chunk) + 1 + len(name) > room:
+                lines.append(self._num("353", "=", channel, chunk))
+                chunk = ""
+            chunk = f"{chunk} {name}" if chunk else name
         if chunk:
-            lines.append(self._num("353", "=", f"#{group}", " ".join(chunk)))
-        return [*lines, self._num("366", f"#{group}", "End of /NAMES list")]
+            lines.append(self._num("353", "=", channel, chunk))
+        return [*lines, self._num("366", channel, "End of /NAMES list")] if end else lines
 
 
 def as_bytes(lines: Iterable[str]) -> bytes:

@@ -10,6 +10,7 @@ side decides (who may join or send): it translates.
 
 from __future__ import annotations
 
+import fnmatch
 import time
 
 from reactor.actions import Item
@@ -23,20 +24,22 @@ class IrcCommands(IrcState):
     """The handlers of the IRC subset, one method per command."""
 
     def _privmsg(self, msg: IrcLine) -> list[Item]:
+        quiet = msg.command == "NOTICE"  # never an automatic reply to a NOTICE (RFC 2812)
         if not msg.params or not msg.params[0]:
-            return [self._say(self._num("411", f"No recipient given ({msg.command})"))]
+            no_target = self._num("411", f"No recipient given ({msg.command})")
+            return [] if quiet else [self._say(no_target)]
         if len(msg.params) < 2 or not msg.params[1]:
-            return [self._say(self._num("412", "No text to send"))]
+            return [] if quiet else [self._say(self._num("412", "No text to send"))]
         text = msg.params[1]
         items: list[Item] = []
         for target in msg.params[0].split(","):
             if target.startswith("#"):
                 cmd = Command("sendgroup", (target[1:],), text)
-                items.append(self._queue(cmd, self._sent_group(target)))
+                render = self._sent_group(target)
             else:
-                items.append(
-                    self._queue(Command("send", (target,), text), self._sent(target, text))
-                )
+                cmd = Command("send", (target,), text)
+                render = self._sent(target, text)
+            items.append(self._queue(cmd, _quietly(render) if quiet else render))
         return items
 
     def _sent(self, target: str, text: str) -> Render:
@@ -103,7 +106,8 @@ class IrcCommands(IrcState):
             if not target.startswith("#") or not valid_name(target[1:]):
                 items.append(self._say(self._num("403", target, "No such channel")))
                 continue
-            items.append(self._queue(Command("leave", (target[1:],)), self._parted(target, reason)))
+            leave = Command("leave", (target[1:],), reason)
+            items.append(self._queue(leave, self._parted(target, reason)))
         return items
 
     def _parted(self, target: str, reason: str) -> Render:
@@ -128,11 +132,21 @@ class IrcCommands(IrcState):
             return [self._say(self._num("403", target, "No such channel"))]
         if not valid_name(nick):
             return [self._say(self._num("401", nick, "No such nick/channel"))]
+        before: set[str] = set()  # the channel's members before the INVITE
+
+        def keep_members(reply: Ok | Error) -> list[str]:
+            if isinstance(reply, Ok):
+                for g in reply.fields["groups"]:
+                    if g["name"].lower() == target[1:].lower():
+                        before.update(m.lower() for m in g["members"])
+            return []
 
         def render(reply: Ok | Error) -> list[str]:
             if isinstance(reply, Ok):
                 group = f"#{reply.fields['group']}"
-                return [self._num("341", nick, group), line(self._mask(nick), "JOIN", group)]
+                if nick.lower() in before:
+                    return [self._num("443", nick, group, "is already on channel")]
+                return [self._num("341", nick, group)]  # the invitee gets INVITE, then JOIN
             if reply.code == "not_member":
                 return [self._num("442", target, "You're not on that channel")]
             if reply.code in ("unknown_user",):
@@ -141,18 +155,24 @@ class IrcCommands(IrcState):
                 return [self._num("403", target, "No such channel")]
             return [self._error_notice(reply)]
 
-        return [self._queue(Command("group", (target[1:], nick)), render)]
+        return [
+            self._queue(Command("groups"), keep_members),
+            self._queue(Command("group", (target[1:], nick)), render),
+        ]
 
     def _names_cmd(self, msg: IrcLine) -> list[Item]:
-        if not msg.params:
-            return [self._say(self._num("366", "*", "End of /NAMES list"))]
-        targets = msg.params[0].split(",")
+        targets = msg.params[0].split(",") if msg.params else []
 
         def render(reply: Ok | Error) -> list[str]:
             if not isinstance(reply, Ok):
                 return [self._error_notice(reply)]
-            mine = {g["name"].lower(): g for g in reply.fields["groups"]}
+            mine = {g["name"].lower(): g for g in reply.fields["open_groups"]}
+            mine.update({g["name"].lower(): g for g in reply.fields["groups"]})
             lines: list[str] = []
+            if not targets:  # every channel of one's own, then one end
+                for g in reply.fields["groups"]:
+                    lines += self._names(g["name"], g["members"], end=False)
+                return [*lines, self._num("366", "*", "End of /NAMES list")]
             for t in targets:
                 g = mine.get(t[1:].lower()) if t.startswith("#") else None
                 if g is None:
@@ -161,26 +181,34 @@ class IrcCommands(IrcState):
                     lines += self._names(g["name"], g["members"])
             return lines
 
-        return [self._queue(Command("groups"), render)]
+        return [self._queue(Command("groups", public=True), render)]
 
     def _list(self, msg: IrcLine) -> list[Item]:
+        wanted = {t.lower() for t in msg.params[0].split(",")} if msg.params else None
+
         def render(reply: Ok | Error) -> list[str]:
             if not isinstance(reply, Ok):
                 return [self._error_notice(reply)]
+            shown = {g["name"].lower(): g for g in reply.fields["open_groups"]}
+            shown.update({g["name"].lower(): g for g in reply.fields["groups"]})
             lines = [self._num("321", "Channel", "Users  Name")]
-            for g in reply.fields["groups"]:
-                lines.append(self._num("322", f"#{g['name']}", str(len(g["members"])), ""))
+            for key in sorted(shown):
+                g = shown[key]
+                if wanted is None or f"#{key}" in wanted:
+                    lines.append(self._num("322", f"#{g['name']}", str(len(g["members"])), ""))
             return [*lines, self._num("323", "End of /LIST")]
 
-        return [self._queue(Command("groups"), render)]
+        return [self._queue(Command("groups", public=True), render)]
 
     def _who(self, msg: IrcLine) -> list[Item]:
         mask = msg.params[0] if msg.params else "*"
         groups: dict[str, list[str]] = {}
+        members_names: dict[str, str] = {}  # lower-case name: the group's own spelling
 
         def keep_groups(reply: Ok | Error) -> list[str]:
             if isinstance(reply, Ok):
                 groups.update({g["name"].lower(): g["members"] for g in reply.fields["groups"]})
+                members_names.update({g["name"].lower(): g["name"] for g in reply.fields["groups"]})
             return []
 
         def render(reply: Ok | Error) -> list[str]:
@@ -188,17 +216,18 @@ class IrcCommands(IrcState):
                 return [self._error_notice(reply)]
             online = {u["name"].lower(): u for u in reply.fields["users"] if u["online"]}
             if mask.startswith("#"):
-                names = [n for n in groups.get(mask[1:].lower(), []) if n.lower() in online]
-                channel = mask
-            elif mask in ("*", "0"):
-                names, channel = [u["name"] for u in online.values()], "*"
-            else:
-                names = [online[mask.lower()]["name"]] if mask.lower() in online else []
+                members = groups.get(mask[1:].lower())
+                names = [n for n in members or [] if n.lower() in online]
+                channel = f"#{members_names[mask[1:].lower()]}" if members else mask
+            else:  # a nick, or a mask of nicks (`*`, `?`); `0` is everyone
+                pattern = "*" if mask == "0" else mask.lower()
+                names = [u["name"] for k, u in online.items() if fnmatch.fnmatchcase(k, pattern)]
                 channel = "*"
             lines = [
-                self._num("352", channel, n, self.server, self.server, n, "H", f"0 {n}")
+                self._num("352", channel, *self._user_host(n), self.server, n, "H",
+                          f"0 {self._real_name(n)}")
                 for n in names
-            ]
+            ]  # fmt: skip
             return [*lines, self._num("315", mask, "End of /WHO list")]
 
         return [
@@ -220,12 +249,26 @@ class IrcCommands(IrcState):
                 return [self._num("401", nick, "No such nick/channel"), end]
             n = found[0]["name"]
             return [
-                self._num("311", n, n, self.server, "*", n),
+                self._num("311", n, *self._user_host(n), "*", self._real_name(n)),
                 self._num("312", n, self.server, "reactor-chat"),
                 end,
             ]
 
         return [self._queue(Command("users"), render)]
+
+    def _user_host(self, nick: str) -> tuple[str, str]:
+        """WHO's and WHOIS's username and host of `nick`: USER's username for
+        oneself, the account's name for anyone else."""
+        if nick.lower() == (self.nick or "").lower() and self.username:
+            return f"~{self.username}", self.server
+        return nick, self.server
+
+    def _real_name(self, nick: str) -> str:
+        """USER's realname for oneself; the account's name for anyone else
+        (the core keeps no real names)."""
+        if nick.lower() == (self.nick or "").lower() and self.realname:
+            return self.realname
+        return nick
 
     def _topic(self, msg: IrcLine) -> list[Item]:
         if not msg.params:
@@ -280,3 +323,12 @@ class IrcCommands(IrcState):
 
     def _quit(self, msg: IrcLine) -> list[Item]:
         return [self._queue(Command("exit"), lambda reply: [])]
+
+
+def _quietly(render: Render) -> Render:
+    """`render`, with its errors left unsaid (a NOTICE's)."""
+
+    def quiet(reply: Ok | Error) -> list[str]:
+        return render(reply) if isinstance(reply, Ok) else []
+
+    return quiet

@@ -30,7 +30,9 @@ from reactor.protocol.irccommands import IrcCommands
 from reactor.protocol.parsing import Command, valid_name
 
 #: Capabilities offered (CAP LS).
-CAPS = ("echo-message", "message-tags", "sasl", "server-time")
+#: `multi-prefix` changes nothing here (no member has a prefix);
+#: `userhost-in-names` shows `nick!user@host` in NAMES.
+CAPS = ("echo-message", "message-tags", "multi-prefix", "sasl", "server-time", "userhost-in-names")
 _CAP_VALUES = {"sasl": "PLAIN"}
 
 _BYE_TEXT = {
@@ -55,7 +57,7 @@ class IrcSession(IrcCommands):
         if isinstance(frame, FrameError):
             if frame.code == "line_too_long":
                 return [self._say(self._num("417", "Input line was too long"))]
-            return [self._say(self._notice(f"{frame.message}"))]
+            return [self._say(line(self.server, "FAIL", "*", "INVALID_UTF8", frame.message))]
         if "\x00" in frame:
             return [self._say(self._notice("line contains NUL, discarded"))]
         try:
@@ -157,9 +159,10 @@ class IrcSession(IrcCommands):
     def _user(self, msg: IrcLine) -> list[Item]:
         if self.ready or self._user_given:
             return [self._say(self._num("462", "You may not reregister"))]
-        if len(msg.params) < 4:
+        if len(msg.params) < 4 or not msg.params[0] or not msg.params[3]:
             return [self._say(self._num("461", "USER", "Not enough parameters"))]
         self._user_given = True
+        self.username, self.realname = msg.params[0][: limits.MAX_NAME], msg.params[3]
         return self._maybe_register()
 
     def _pass(self, msg: IrcLine) -> list[Item]:
@@ -171,7 +174,9 @@ class IrcSession(IrcCommands):
         return []
 
     def _authenticate(self, msg: IrcLine) -> list[Item]:
-        if self._logged_in or self.ready:
+        if self.ready or self._registering:
+            return [self._say(self._num("462", "You may not reregister"))]
+        if self._logged_in or self._sasl_login:
             return [self._say(self._num("907", "You have already authenticated using SASL"))]
         if "sasl" not in self.caps or not msg.params:
             return [self._say(self._num("904", "SASL authentication failed"))]
@@ -198,9 +203,11 @@ class IrcSession(IrcCommands):
             return [self._say(self._num("904", "SASL authentication failed"))]
         account, password = fields[1], fields[2]
         login = Command("login", (account, password), keep_existing=self.auth_none)
+        self._sasl_login = True
         return [self._queue(login, self._sasl_done)]
 
     def _sasl_done(self, reply: Ok | Error) -> list[str]:
+        self._sasl_login = False
         if isinstance(reply, Ok):
             self._logged_in = True
             self.nick = reply.fields["user"]
@@ -224,7 +231,7 @@ class IrcSession(IrcCommands):
             return []
         self._registering = True
         items: list[Item] = []
-        if not self._logged_in:
+        if not self._logged_in and not self._sasl_login:  # (a SASL login queued runs first)
             args = (self.nick,) if self._password is None else (self.nick, self._password)
             login = Command("login", args, keep_existing=self.auth_none)
             items.append(self._queue(login, self._login_done))
@@ -252,13 +259,17 @@ class IrcSession(IrcCommands):
             text = reply.message
         self.close_requested = True
         return [
-            line(self.server, "464", nick, text),
+            line(self.server, "464", "*", text),
             line(None, "ERROR", f"Closing link ({text.lower()})"),
         ]
 
     def _welcome(self, reply: Ok | Error) -> list[str]:
-        if not isinstance(reply, Ok) or not self._logged_in:
+        if not isinstance(reply, Ok):
             return []
+        if not self._logged_in:  # a SASL login sent with CAP END failed: no password now
+            self.close_requested = True
+            return [line(self.server, "464", "*", "SASL authentication failed"),
+                    line(None, "ERROR", "Closing link (authentication failed)")]  # fmt: skip
         self.ready = True
         me = self.nick or "*"
         s = self.server
@@ -296,10 +307,13 @@ class IrcSession(IrcCommands):
         if change.left is not None:
             if change.left.lower() == me:
                 self._channels.discard(change.group.lower())
-            return [line(self._mask(change.left), "PART", channel)]
+            reason = (change.reason,) if change.reason else ()
+            return [line(self._mask(change.left), "PART", channel, *reason)]
         lines: list[str] = []
         for name in change.added:
             if name.lower() == me:
+                if change.by.lower() != me:  # added by someone: an invitation, and in
+                    lines.append(line(self._mask(change.by), "INVITE", self.nick or "*", channel))
                 lines += self._joined(change.group, list(change.members))
             else:
                 lines.append(line(self._mask(name), "JOIN", channel))

@@ -81,6 +81,9 @@ class Command:
     #: `/groups` only: each group's `open` too (for IRC's MODE), not in
     #: the native reply.
     detail: bool = False
+    #: `/groups` only: also `open_groups`, every open group with its members
+    #: (for IRC's LIST and NAMES), not in the native reply.
+    public: bool = False
 
     @property
     def spec(self) -> Spec:

@@ -209,9 +209,11 @@ def test_groups_across_protocols_and_numerics(srv):
     bob = irc(srv, fresh_name())
     g = fresh_name("g")
     alice.ok(f"/group {g} {bob.nick}")
-    joined = bob.until("366")
-    assert joined[0].command == "JOIN" and joined[0].params == (f"#{g}",)
-    assert set(joined[1].text.split()) == {alice.name, bob.nick}
+    joined = bob.until("366")  # being added: an INVITE from alice, and in
+    assert joined[0].source.startswith(f"{alice.name}!")
+    assert (joined[0].command, joined[0].params) == ("INVITE", (bob.nick, f"#{g}"))
+    assert joined[1].command == "JOIN" and joined[1].params == (f"#{g}",)
+    assert set(joined[2].text.split()) == {alice.name, bob.nick}
     bob.send(f"PRIVMSG #{g} :hi all")
     assert alice.event()["text"] == "hi all"
     alice.ok(f"/sendgroup {g} hi bob")
@@ -220,18 +222,24 @@ def test_groups_across_protocols_and_numerics(srv):
     outsider = irc(srv, fresh_name())
     outsider.send(f"PRIVMSG #{g} :x", f"JOIN #{g}", f"PART #{g}", "PRIVMSG #no-such-g :x")
     assert commands([outsider.line() for _ in range(4)]) == ["404", "473", "442", "403"]
-    bob.send(f"NAMES #{g}", "LIST", f"TOPIC #{g}", f"MODE #{g}", f"WHOIS {alice.name}")
+    bob.send(f"NAMES #{g}", f"LIST #{g}", f"TOPIC #{g}", f"MODE #{g}", f"WHOIS {alice.name}")
     lines = bob.sync()
     assert commands(lines) == ["353", "366", "321", "322", "323", "331", "324", "311", "312",
                                "318"]  # fmt: skip
     assert lines[6].params[-1] == "+i"  # made with /group: invite-only
     bob.send(f"INVITE {outsider.nick} #{g}")
-    assert bob.until("341")[-1].params[1:] == (outsider.nick, f"#{g}")
-    assert outsider.until("JOIN")[-1].params == (f"#{g}",)
+    assert [x.params[1:] for x in bob.sync()] == [(outsider.nick, f"#{g}")]  # 341, no JOIN
+    invited = outsider.until("JOIN")
+    assert [(x.command, x.params) for x in invited[-2:]] == [
+        ("INVITE", (outsider.nick, f"#{g}")), ("JOIN", (f"#{g}",))]  # fmt: skip
+    bob.send(f"INVITE {outsider.nick} #{g}")
+    assert commands(bob.sync()) == ["443"]  # already on it
     outsider.send(f"PART #{g} :bye")
     assert outsider.until("PART")[-1].params == (f"#{g}", "bye")
+    assert bob.until("PART")[-1].params == (f"#{g}", "bye")  # the others see the reason
     added, left = alice.event("group"), alice.event("group")
     assert added["added"] == [outsider.nick] and left["left"] == outsider.nick
+    assert "reason" not in left  # the native event is unchanged
 
 
 def test_join_makes_an_open_group_native_users_join(srv):
@@ -310,8 +318,9 @@ def test_bad_input_is_answered_and_the_connection_kept(srv):
     c = irc(srv, fresh_name())
     c.send(b"PRIVMSG x :" + b"y" * 600, b"PRIVMSG x :\xff\xfe", b"PRIVMSG x :a\x00b", b"FOO bar")
     got = [c.line() for _ in range(4)]
-    assert commands(got) == ["417", "NOTICE", "NOTICE", "421"]
-    assert "UTF-8" in got[1].text and "NUL" in got[2].text
+    assert commands(got) == ["417", "FAIL", "NOTICE", "421"]
+    assert got[1].params[:2] == ("*", "INVALID_UTF8") and "UTF-8" in got[1].text
+    assert "NUL" in got[2].text
     c.send("PING alive")
     assert c.until("PONG")[-1].text == "alive"
 
