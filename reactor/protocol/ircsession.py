@@ -231,11 +231,14 @@ class IrcSession(IrcCommands):
             return []
         self._registering = True
         items: list[Item] = []
-        if not self._logged_in and not self._sasl_login:  # (a SASL login queued runs first)
+        welcome = self._welcome
+        if self._sasl_login:  # the SASL login queued runs first
+            welcome = self._welcome_after_sasl
+        elif not self._logged_in:
             args = (self.nick,) if self._password is None else (self.nick, self._password)
             login = Command("login", args, keep_existing=self.auth_none)
             items.append(self._queue(login, self._login_done))
-        items.append(self._queue(Command("groups"), self._welcome))
+        items.append(self._queue(Command("groups"), welcome))
         return items
 
     def _login_done(self, reply: Ok | Error) -> list[str]:
@@ -263,13 +266,18 @@ class IrcSession(IrcCommands):
             line(None, "ERROR", f"Closing link ({text.lower()})"),
         ]
 
+    def _welcome_after_sasl(self, reply: Ok | Error) -> list[str]:
+        """The welcome of a registration that counted on a SASL login still
+        under way; that login failed: there is no other password to try."""
+        if self._logged_in:
+            return self._welcome(reply)
+        self.close_requested = True
+        return [line(self.server, "464", "*", "SASL authentication failed"),
+                line(None, "ERROR", "Closing link (authentication failed)")]  # fmt: skip
+
     def _welcome(self, reply: Ok | Error) -> list[str]:
-        if not isinstance(reply, Ok):
+        if not isinstance(reply, Ok) or not self._logged_in:
             return []
-        if not self._logged_in:  # a SASL login sent with CAP END failed: no password now
-            self.close_requested = True
-            return [line(self.server, "464", "*", "SASL authentication failed"),
-                    line(None, "ERROR", "Closing link (authentication failed)")]  # fmt: skip
         self.ready = True
         me = self.nick or "*"
         s = self.server

@@ -111,6 +111,44 @@ def test_sasl_plain_logs_in_and_a_bad_password_gets_904(srv):
     assert burst[0].command == "001" and burst[0].params[0] == name
 
 
+def test_sasl_sent_with_cap_end_in_one_write_registers_once(srv):
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    for password, ends in (("pw", "001"), ("nope", "464")):
+        c = IrcClient(irc_addr(srv))
+        c.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        c.until("AUTHENTICATE")
+        token = base64.b64encode(f"\0{name}\0{password}".encode()).decode()
+        c.send(f"AUTHENTICATE {token}", f"NICK {name}", f"USER {name} 0 * :x", "CAP END")
+        lines = c.until(ends)
+        if ends == "001":
+            assert "903" in commands(lines) and "464" not in commands(lines)
+            assert "464" not in commands(c.sync())  # the rest of the burst
+            c.send("AUTHENTICATE PLAIN")  # after registration: no second login
+            assert commands(c.sync()) == ["462"]
+        else:
+            assert commands(lines)[-2:] == ["904", "464"]
+            assert c.until_closed()[-1].command == "ERROR"
+        c.close()
+
+
+def test_user_needs_a_username_and_realname_that_whois_and_who_show(srv):
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    c = IrcClient(irc_addr(srv))
+    c.send("PASS pw", f"NICK {name}", "USER u 0 * :")
+    assert c.line().command == "461"
+    c.send("USER myuser 0 * :My Real Name")
+    assert c.until("001")[-1].params[0] == name
+    c.sync()  # the rest of the burst
+    c.send(f"WHOIS {name}", f"WHO {name[:-1]}*")
+    lines = c.sync()
+    assert lines[0].command == "311"
+    assert lines[0].params[2:] == ("~myuser", "reactor-chat", "*", "My Real Name")
+    who = [x for x in lines if x.command == "352"]
+    assert [x.params[2] for x in who] == ["~myuser"] and who[0].text == "0 My Real Name"
+
+
 def test_wrong_password_ends_registration_with_464(srv):
     name = fresh_name()
     srv.client().ok(f"/register {name} pw")
@@ -240,6 +278,42 @@ def test_groups_across_protocols_and_numerics(srv):
     added, left = alice.event("group"), alice.event("group")
     assert added["added"] == [outsider.nick] and left["left"] == outsider.nick
     assert "reason" not in left  # the native event is unchanged
+
+
+def test_notice_is_delivered_and_never_answered_with_an_error(srv):
+    alice = irc(srv, fresh_name())
+    bob = native(srv, fresh_name())
+    alice.send(f"NOTICE {bob.name} :a notice", "NOTICE nobody-here :x", "NOTICE #no-such-g :x",
+               "NOTICE", f"NOTICE {bob.name}")  # fmt: skip
+    assert alice.sync() == []
+    assert bob.event()["text"] == "a notice"
+
+
+def test_names_without_a_channel_and_userhost_in_names(srv):
+    alice = irc(srv, fresh_name(), caps=("multi-prefix", "userhost-in-names"))
+    groups = sorted([fresh_name("ga"), fresh_name("gb")])
+    alice.send(*(f"JOIN #{g}" for g in groups))
+    alice.sync()
+    alice.send("NAMES")
+    lines = alice.sync()
+    assert [(x.command, x.params[2] if x.command == "353" else x.params[1]) for x in lines] == [
+        ("353", f"#{groups[0]}"), ("353", f"#{groups[1]}"), ("366", "*")]  # fmt: skip
+    assert lines[0].text == f"{alice.nick}!{alice.nick}@reactor-chat"
+
+
+def test_list_shows_open_groups_and_the_caller_s_but_no_one_else_s_invite_only(srv):
+    alice, bob = native(srv, fresh_name()), irc(srv, fresh_name())
+    public, private, mine = fresh_name("pub"), fresh_name("priv"), fresh_name("mine")
+    alice.ok(f"/join {public}")
+    alice.ok(f"/group {private}")
+    alice.ok(f"/group {mine} {bob.nick}")
+    bob.sync()
+    bob.send(f"LIST #{public},#{private},#{mine}")
+    listed = {x.params[1]: x.params[2] for x in bob.sync() if x.command == "322"}
+    assert listed == {f"#{public}": "1", f"#{mine}": "2"}
+    bob.send(f"NAMES #{public}", f"NAMES #{private}")  # an open group's names are public
+    end = ("366", "End of /NAMES list")
+    assert [(x.command, x.text) for x in bob.sync()] == [("353", alice.name), end, end]
 
 
 def test_join_makes_an_open_group_native_users_join(srv):
