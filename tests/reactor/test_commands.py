@@ -192,6 +192,9 @@ def test_membership_changes_are_told_to_those_they_concern(server):
         told = member.event("group")
         assert told["left"] == carol.name and carol.name not in told["members"]
     alice.ok(f"/group {g}")  # nobody added: nothing to tell
+    assert alice.ok(f"/group {g} {bob.name} {bob.name}")["members"] == sorted(
+        [alice.name, bob.name], key=str.lower
+    )  # a member again: nothing to tell either
     bob.ok("/ping")
     assert not [e for e in bob.inbox if e.get("type") == "group"]
 
