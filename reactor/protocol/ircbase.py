@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from reactor.actions import Reply
-from reactor.protocol.events import Error, Message, Ok, Raw
+from reactor.protocol.events import Error, GroupChange, Message, Ok, Raw
 from reactor.protocol.framing import Framer
 from reactor.protocol.irc import MAX_FRAME, MAX_LINE, line, split_text
 from reactor.protocol.parsing import Command
@@ -50,6 +50,7 @@ class IrcState:
         self._registering = False
         self._invisible = False  # user mode +i (accepted, changes nothing)
         self._channels: set[str] = set()  # lower-case names of the groups shown joined
+        self._early_changes: list[GroupChange] = []  # told before the welcome
         self._contexts: deque[tuple[str, Render]] = deque()
 
     def _queue(self, cmd: Command, render: Render) -> Command:

@@ -291,6 +291,9 @@ class IrcSession(IrcCommands):
         ]
         for g in reply.fields["groups"]:
             lines += self._joined(g["name"], g["members"])
+        early, self._early_changes = self._early_changes, []
+        for change in early:
+            lines += self._group_change(change)
         return lines
 
     def _isupport(self) -> tuple[str, ...]:
@@ -310,6 +313,9 @@ class IrcSession(IrcCommands):
         return [] if isinstance(reply, Ok) else [self._error_notice(reply)]
 
     def _group_change(self, change: GroupChange) -> list[str]:
+        if not self.ready:  # told between the login and the welcome: after the welcome
+            self._early_changes.append(change)
+            return []
         channel = f"#{change.group}"
         me = (self.nick or "").lower()
         if change.left is not None:
@@ -320,6 +326,8 @@ class IrcSession(IrcCommands):
         lines: list[str] = []
         for name in change.added:
             if name.lower() == me:
+                if change.group.lower() in self._channels:
+                    continue  # shown joined already (by the welcome)
                 if change.by.lower() != me:  # added by someone: an invitation, and in
                     lines.append(line(self._mask(change.by), "INVITE", self.nick or "*", channel))
                 lines += self._joined(change.group, list(change.members))
