@@ -202,7 +202,7 @@ class Chat:
         with self.locks.hold(STORAGE):
             to = self._address(cmd.args[0])
             msg, epoch = self.storage.add_message(
-                self._me(conn), cmd.text, to=to, recipients=(to.name.lower(),)
+                self._me(conn), cmd.text, to=to, recipients=(to.name.lower(),), notice=cmd.notice
             )
         out.wrote(epoch)
         return {"id": msg.id}
@@ -215,7 +215,7 @@ class Chat:
             group = self._member_group(conn, name)
             members = tuple(n.lower() for _, n in self.storage.members(group))
             msg, epoch = self.storage.add_message(
-                self._me(conn), cmd.text, group=group, recipients=members
+                self._me(conn), cmd.text, group=group, recipients=members, notice=cmd.notice
             )
         out.wrote(epoch)
         return {"id": msg.id}

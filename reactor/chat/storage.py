@@ -28,7 +28,7 @@ from reactor.chat.store import Delivery, Group, User
 from reactor.protocol import Message
 from reactor.stats import LockStats
 
-SCHEMA_VERSION = 2  # 2: groups.open
+SCHEMA_VERSION = 3  # 2: groups.open; 3: messages.notice
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS messages (
     group_name TEXT,
     sender_id  INTEGER NOT NULL,
     text       TEXT NOT NULL,
-    ts         REAL NOT NULL
+    ts         REAL NOT NULL,
+    notice     INTEGER NOT NULL DEFAULT 0  -- 1: sent as an IRC NOTICE
 );
 CREATE INDEX IF NOT EXISTS messages_private ON messages(to_user, sender_id, id)
     WHERE to_user IS NOT NULL;
@@ -73,12 +74,17 @@ CREATE INDEX IF NOT EXISTS messages_group ON messages(group_id, id)
     WHERE group_id IS NOT NULL;
 """
 
-_MSG_COLS = "id, sender, to_name, group_name, text, ts"
+_MSG_COLS = "id, sender, to_name, group_name, text, ts, notice"
 
 #: Parameters of one SQL statement.
 _Params = tuple[object, ...]
 #: A row of `_MSG_COLS`, the fields of a `Message` in order.
-_MessageRow = tuple[int, str, str | None, str | None, str, float]
+_MessageRow = tuple[int, str, str | None, str | None, str, float, int]
+
+
+def _message(row: _MessageRow) -> Message:
+    """A row of `_MSG_COLS` as a `Message`."""
+    return Message(*row[:6], notice=bool(row[6]))
 
 
 class Storage:
@@ -128,6 +134,9 @@ class Storage:
         db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
         if "open" not in {r[1] for r in db.execute("PRAGMA table_info(groups)")}:
             db.execute("ALTER TABLE groups ADD COLUMN open INTEGER NOT NULL DEFAULT 0")  # 1 -> 2
+            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        if "notice" not in {r[1] for r in db.execute("PRAGMA table_info(messages)")}:
+            db.execute("ALTER TABLE messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0")  # -> 3
             db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         row: tuple[int | None] = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         if row[0] is None:
@@ -327,12 +336,13 @@ class Storage:
         to: User | None = None,
         group: Group | None = None,
         recipients: tuple[str, ...] = (),
+        notice: bool = False,
     ) -> tuple[Message, int]:
         """Store a message (uncommitted) for `recipients` (user keys)."""
         ts = time.time()
         cur = self._write(
             "INSERT INTO messages (sender, sender_id, to_user, to_name, group_id,"
-            " group_name, text, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " group_name, text, ts, notice) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 sender.name,
                 sender.id,
@@ -342,6 +352,7 @@ class Storage:
                 group.name if group else None,
                 text,
                 ts,
+                int(notice),
             ),
         )
         msg = Message(
@@ -351,6 +362,7 @@ class Storage:
             group.name if group else None,
             text,
             ts,
+            notice,
         )
         self._pending.append(Delivery(msg, recipients))
         return msg, self.epoch
@@ -365,7 +377,7 @@ class Storage:
             f") ORDER BY id DESC LIMIT ?",
             (a.id, b.id, b.id, a.id, a.id, b.id, limit),
         ).fetchall()
-        return [Message(*r) for r in reversed(rows)]
+        return [_message(r) for r in reversed(rows)]
 
     def group_history(self, group: Group, limit: int) -> list[Message]:
         """The last `limit` messages of `group`, oldest first."""
@@ -373,7 +385,7 @@ class Storage:
             f"SELECT {_MSG_COLS} FROM messages WHERE group_id = ? ORDER BY id DESC LIMIT ?",
             (group.id, limit),
         ).fetchall()
-        return [Message(*r) for r in reversed(rows)]
+        return [_message(r) for r in reversed(rows)]
 
     def unread(self, user: User, upto: int) -> list[Message]:
         """Messages to `user` (private, or in its groups since joining) with
@@ -387,7 +399,7 @@ class Storage:
             f" ORDER BY 1",
             (user.id, user.cursor, upto, user.id, user.cursor, upto),
         ).fetchall()
-        return [Message(*r) for r in rows]
+        return [_message(r) for r in rows]
 
     def max_message_id(self) -> int:
         """Highest message id written, committed or not."""

@@ -135,6 +135,7 @@ class Store(Protocol):
         to: User | None = None,
         group: Group | None = None,
         recipients: tuple[str, ...] = (),
+        notice: bool = False,
     ) -> tuple[Message, int]:
         """Store a message (uncommitted) for `recipients` (user keys)."""
 

@@ -85,7 +85,7 @@ class ClusterFeed:
                     params,
                 ).fetchall()
                 self.reads += 1
-                out += [Delivery(Message(*r[:6]), tuple(r[6])) for r in rows]
+                out += [Delivery(Message(*r[:7]), tuple(r[7])) for r in rows]
                 if len(rows) < limits.CATCH_UP_ROWS:
                     break
                 after = rows[-1][0]

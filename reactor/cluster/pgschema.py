@@ -14,7 +14,7 @@ import psycopg
 
 from reactor import limits
 
-SCHEMA_VERSION = 2  # 2: groups.open
+SCHEMA_VERSION = 3  # 2: groups.open; 3: messages.notice
 
 #: Advisory lock keys (one 64-bit space per database): the order lock, and
 #: the lock that lets one node at a time create the schema.
@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS messages (
     ts         DOUBLE PRECISION NOT NULL,
     recipients TEXT[] NOT NULL      -- user keys, as decided when sent
 );
+-- 3: sent as an IRC NOTICE.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS notice BOOLEAN NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS messages_private ON messages(to_user, sender_id, id)
     WHERE to_user IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_sent ON messages(sender_id, to_user, id)
@@ -81,7 +83,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 """
 
-MSG_COLS = "id, sender, to_name, group_name, text, ts"
+MSG_COLS = "id, sender, to_name, group_name, text, ts, notice"
 
 
 def connect(url: str) -> psycopg.Connection[Any]:

@@ -39,7 +39,7 @@ log = logging.getLogger("reactor.cluster.pgstore")
 
 _INSERT = (
     "INSERT INTO messages (id, sender, sender_id, to_user, to_name, group_id, group_name,"
-    " text, ts, recipients) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " text, ts, recipients, notice) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 #: Final ids kept for this many epochs after their commit, for the workers
 #: whose epochs another worker committed.
@@ -57,6 +57,7 @@ class _Pending:
     text: str
     ts: float
     recipients: tuple[str, ...]
+    notice: bool
 
 
 class PgStorage:
@@ -184,8 +185,9 @@ class PgStorage:
             rows.append((
                 msg_id, p.sender.name, p.sender.id, p.to.id if p.to else None, to_name,
                 p.group.id if p.group else None, group_name, p.text, p.ts, list(p.recipients),
+                p.notice,
             ))  # fmt: skip
-            message = Message(msg_id, p.sender.name, to_name, group_name, p.text, p.ts)
+            message = Message(msg_id, p.sender.name, to_name, group_name, p.text, p.ts, p.notice)
             done.append(Delivery(message, p.recipients))
         with db.cursor() as cur:
             cur.executemany(_INSERT, rows)
@@ -375,6 +377,7 @@ class PgStorage:
         to: User | None = None,
         group: Group | None = None,
         recipients: tuple[str, ...] = (),
+        notice: bool = False,
     ) -> tuple[Message, int]:
         """Keep a message for the commit, which numbers and inserts it; its
         id is provisional (below zero) until then."""
@@ -383,10 +386,12 @@ class PgStorage:
             self._in_txn = True
         self._provisional -= 1
         ts = time.time()
-        self._pending.append(_Pending(self._provisional, sender, to, group, text, ts, recipients))
+        self._pending.append(
+            _Pending(self._provisional, sender, to, group, text, ts, recipients, notice)
+        )
         msg = Message(
             self._provisional, sender.name, to.name if to else None,
-            group.name if group else None, text, ts,
+            group.name if group else None, text, ts, notice,
         )  # fmt: skip
         return msg, self.epoch
 

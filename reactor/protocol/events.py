@@ -40,6 +40,9 @@ class Message:
     group: str | None
     text: str
     ts: float
+    #: Sent as an IRC NOTICE: IRC shows it as one (bots never answer it);
+    #: the native encodings leave it out.
+    notice: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The message's fields as the protocol names them (`from`, not `sender`)."""

@@ -79,7 +79,7 @@ class IrcState:
         return [line(self._mask(me), "JOIN", f"#{group}"), *self._names(group, members)]
 
     def _privmsg_lines(self, m: Message) -> list[str]:
-        """A chat message as PRIVMSG lines from its sender, cut to fit, with
+        """A chat message as PRIVMSG (or NOTICE) lines from its sender, cut to fit, with
         the negotiated tags (`time`, `msgid`)."""
         target = f"#{m.group}" if m.group is not None else m.to or self.nick or "*"
         tags = []
@@ -88,10 +88,10 @@ class IrcState:
             tags.append(f"time={time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(m.ts))}.{ms:03d}Z")
         if "message-tags" in self.caps:
             tags.append(f"msgid={m.id}")
-        source = self._mask(m.sender)
-        room = MAX_LINE - len(f":{source} PRIVMSG {target} :".encode()) - 2
+        source, command = self._mask(m.sender), "NOTICE" if m.notice else "PRIVMSG"
+        room = MAX_LINE - len(f":{source} {command} {target} :".encode()) - 2
         return [
-            line(source, "PRIVMSG", target, piece, tags=";".join(tags))
+            line(source, command, target, piece, tags=";".join(tags))
             for piece in split_text(m.text, room)
         ]
 

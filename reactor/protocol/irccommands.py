@@ -34,22 +34,22 @@ class IrcCommands(IrcState):
         items: list[Item] = []
         for target in msg.params[0].split(","):
             if target.startswith("#"):
-                cmd = Command("sendgroup", (target[1:],), text)
+                cmd = Command("sendgroup", (target[1:],), text, notice=quiet)
                 render = self._sent_group(target)
             else:
-                cmd = Command("send", (target,), text)
-                render = self._sent(target, text)
+                cmd = Command("send", (target,), text, notice=quiet)
+                render = self._sent(target, text, quiet)
             items.append(self._queue(cmd, _quietly(render) if quiet else render))
         return items
 
-    def _sent(self, target: str, text: str) -> Render:
+    def _sent(self, target: str, text: str, notice: bool) -> Render:
         def render(reply: Ok | Error) -> list[str]:
             if isinstance(reply, Ok):  # the sender of a private message gets no event
                 me = self.nick or "*"
                 if "echo-message" not in self.caps or target.lower() == me.lower():
                     return []  # (one's message to oneself comes back as the delivery)
-                return self._privmsg_lines(Message(reply.fields["id"], me, target, None, text,
-                                                   time.time()))  # fmt: skip
+                echo = Message(reply.fields["id"], me, target, None, text, time.time(), notice)
+                return self._privmsg_lines(echo)
             if reply.code in ("unknown_user", "bad_name"):
                 return [self._num("401", target, "No such nick/channel")]
             return [self._error_notice(reply)]

@@ -84,6 +84,8 @@ class Command:
     #: `/groups` only: also `open_groups`, every open group with its members
     #: (for IRC's LIST and NAMES), not in the native reply.
     public: bool = False
+    #: `/send` and `/sendgroup` only: the message is an IRC NOTICE.
+    notice: bool = False
 
     @property
     def spec(self) -> Spec:

@@ -321,14 +321,18 @@ def test_cluster_readme_commands_start_two_nodes_that_chat_in_text_mode(cluster)
     assert "hi" in bob.readline()
 
 
+def irc_port(node) -> int:
+    found = re.search(r"IRC listening on [\d.]+:(\d+)", node.wait_for_log("IRC listening on"))
+    assert found
+    return int(found.group(1))
+
+
 def test_cluster_irc_on_one_node_chats_with_native_users_on_another(cluster):
     a = cluster.node("a", "--irc-port", "0")
-    b = cluster.node("b")
-    found = re.search(r"IRC listening on [\d.]+:(\d+)", a.wait_for_log("IRC listening on"))
-    assert found
+    b = cluster.node("b", "--irc-port", "0")
     bob, name = account(b), fresh_name()
     b.client().ok(f"/register {name} pw")
-    with IrcClient((a.addr[0], int(found.group(1)))) as irc:
+    with IrcClient((a.addr[0], irc_port(a))) as irc:
         irc.register(name, "pw")
         g = fresh_name("g")
         irc.send(f"JOIN #{g}")
@@ -343,3 +347,10 @@ def test_cluster_irc_on_one_node_chats_with_native_users_on_another(cluster):
         got = irc.until("PRIVMSG")[-1]
         assert got.params == (f"#{g}", "from native on node b")
         assert reply > sent["id"]
+        carol = fresh_name()
+        b.client().ok(f"/register {carol} pw")
+        with IrcClient((b.addr[0], irc_port(b))) as other:  # a NOTICE stays one across nodes
+            other.register(carol, "pw")
+            irc.send(f"NOTICE {carol} :a notice from node a")
+            got = other.until("NOTICE")[-1]
+            assert got.source.startswith(f"{name}!") and got.text == "a notice from node a"

@@ -280,13 +280,31 @@ def test_groups_across_protocols_and_numerics(srv):
     assert "reason" not in left  # the native event is unchanged
 
 
-def test_notice_is_delivered_and_never_answered_with_an_error(srv):
+def test_notice_is_delivered_as_one_and_never_answered_with_an_error(srv):
     alice = irc(srv, fresh_name())
     bob = native(srv, fresh_name())
     alice.send(f"NOTICE {bob.name} :a notice", "NOTICE nobody-here :x", "NOTICE #no-such-g :x",
                "NOTICE", f"NOTICE {bob.name}")  # fmt: skip
     assert alice.sync() == []
-    assert bob.event()["text"] == "a notice"
+    got = bob.event()
+    assert got["text"] == "a notice" and "notice" not in got  # natively, a message
+    carol = irc(srv, fresh_name())
+    g = fresh_name("g")
+    carol.send(f"JOIN #{g}", f"NOTICE {alice.nick} :live", f"INVITE {alice.nick} #{g}")
+    heard = [x for x in alice.until("366") if x.command == "NOTICE"]
+    carol.send(f"NOTICE #{g} :to the channel")
+    heard.append(alice.until("NOTICE")[-1])
+    assert [(x.source.split("!")[0], x.params) for x in heard] == [
+        (carol.nick, (alice.nick, "live")), (carol.nick, (f"#{g}", "to the channel"))]  # fmt: skip
+    dave = fresh_name()
+    srv.client().ok(f"/register {dave} pw")
+    alice.send(f"NOTICE {dave} :while you were away")
+    alice.sync()
+    later = IrcClient(irc_addr(srv))
+    replayed = [x for x in later.register(dave, "pw") if x.command in ("NOTICE", "PRIVMSG")]
+    assert [(x.command, x.text) for x in replayed] == [("NOTICE", "while you were away")]
+    assert [m["text"] for m in native(srv, dave, register=False).ok(f"/history {alice.nick}")[
+        "messages"]] == ["while you were away"]  # fmt: skip
 
 
 def test_names_without_a_channel_and_userhost_in_names(srv):
