@@ -138,6 +138,8 @@ class Chat:
                 if cmd.keep_existing and self.sessions.conn_of(user.name.lower()) is not None:
                     raise ChatError("name_in_use", f"{user.name} is online")
                 replaced = self.sessions.bind(user.name.lower(), conn.conn_id)
+                if cmd.ident is not None:
+                    self.sessions.set_ident(user.name.lower(), cmd.ident)
                 unread = self.storage.unread(user, self.committer.feed.watermark)
                 groups = [g for g, _ in self.storage.user_groups(user.id)]
             conn.user, conn.user_id = user.name, user.id
@@ -187,11 +189,18 @@ class Chat:
         return {"user": conn.user}
 
     def do_users(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
-        """/users: every user, online ones first. Takes ``sessions`` and ``storage``."""
+        """/users: every user, online ones first (asked by the IRC listener,
+        with the username and realname of IRC sessions here). Takes
+        ``sessions`` and ``storage``."""
         with self.locks.hold(SESSIONS, STORAGE):
             names = self.storage.user_names()
             online = self.sessions.online()
+            idents = {n: self.sessions.ident_of(n.lower()) for n in names} if cmd.detail else {}
         users: list[dict[str, Any]] = [{"name": n, "online": n.lower() in online} for n in names]
+        for u in users:
+            ident = idents.get(u["name"])
+            if ident is not None:
+                u["username"], u["realname"] = ident
         users.sort(key=lambda u: (not u["online"], u["name"].lower()))
         return {"users": users}
 

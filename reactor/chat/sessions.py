@@ -21,17 +21,32 @@ class Sessions:
         # Invariant: one entry per logged-in user key; the value is the id of
         # the connection that logged in last (a second login replaces the first).
         self._conn_of: dict[str, int] = {}
+        # IRC's USER username and realname of users logged in here over IRC
+        # (WHO and WHOIS show them); entries only for keys in _conn_of.
+        self._ident: dict[str, tuple[str, str]] = {}
 
     def bind(self, user_key: str, conn_id: int) -> int | None:
         """Log `user_key` in on `conn_id`; return the connection it replaces."""
         old = self._conn_of.get(user_key)
         self._conn_of[user_key] = conn_id
+        self._ident.pop(user_key, None)  # the new session's, if any, comes with set_ident
         return old if old != conn_id else None
 
     def unbind(self, user_key: str, conn_id: int) -> None:
         """Log out, unless a newer login of the same user replaced `conn_id`."""
         if self._conn_of.get(user_key) == conn_id:
             del self._conn_of[user_key]
+            self._ident.pop(user_key, None)
+
+    def set_ident(self, user_key: str, ident: tuple[str, str]) -> None:
+        """Record the (username, realname) an IRC session of `user_key`,
+        bound just now, gave."""
+        if user_key in self._conn_of:
+            self._ident[user_key] = ident
+
+    def ident_of(self, user_key: str) -> tuple[str, str] | None:
+        """(username, realname) of `user_key`'s IRC session here, if any."""
+        return self._ident.get(user_key)
 
     def conn_of(self, user_key: str) -> int | None:
         """The connection `user_key` is logged in on, or None."""

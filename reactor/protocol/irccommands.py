@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from typing import Any
 
 from reactor.actions import Item
 from reactor.protocol.events import Error, Message, Ok
@@ -224,15 +225,15 @@ class IrcCommands(IrcState):
                 names = [u["name"] for k, u in online.items() if fnmatch.fnmatchcase(k, pattern)]
                 channel = "*"
             lines = [
-                self._num("352", channel, *self._user_host(n), self.server, n, "H",
-                          f"0 {self._real_name(n)}")
+                self._num("352", channel, *self._user_host(online[n.lower()]), self.server, n,
+                          "H", f"0 {self._real_name(online[n.lower()])}")
                 for n in names
             ]  # fmt: skip
             return [*lines, self._num("315", mask, "End of /WHO list")]
 
         return [
             self._queue(Command("groups"), keep_groups),
-            self._queue(Command("users"), render),
+            self._queue(Command("users", detail=True), render),
         ]
 
     def _whois(self, msg: IrcLine) -> list[Item]:
@@ -249,26 +250,21 @@ class IrcCommands(IrcState):
                 return [self._num("401", nick, "No such nick/channel"), end]
             n = found[0]["name"]
             return [
-                self._num("311", n, *self._user_host(n), "*", self._real_name(n)),
+                self._num("311", n, *self._user_host(found[0]), "*", self._real_name(found[0])),
                 self._num("312", n, self.server, "reactor-chat"),
                 end,
             ]
 
-        return [self._queue(Command("users"), render)]
+        return [self._queue(Command("users", detail=True), render)]
 
-    def _user_host(self, nick: str) -> tuple[str, str]:
-        """WHO's and WHOIS's username and host of `nick`: USER's username for
-        oneself, the account's name for anyone else."""
-        if nick.lower() == (self.nick or "").lower() and self.username:
-            return f"~{self.username}", self.server
-        return nick, self.server
+    def _user_host(self, user: dict[str, Any]) -> tuple[str, str]:
+        """WHO's and WHOIS's username and host of a user of `/users`: its IRC
+        USER's username (as ~name), else the account's name."""
+        return (f"~{user['username']}" if "username" in user else user["name"]), self.server
 
-    def _real_name(self, nick: str) -> str:
-        """USER's realname for oneself; the account's name for anyone else
-        (the core keeps no real names)."""
-        if nick.lower() == (self.nick or "").lower() and self.realname:
-            return self.realname
-        return nick
+    def _real_name(self, user: dict[str, Any]) -> str:
+        """IRC USER's realname of a user of `/users`, else the account's name."""
+        return str(user.get("realname") or user["name"])
 
     def _topic(self, msg: IrcLine) -> list[Item]:
         if not msg.params:

@@ -202,7 +202,8 @@ class IrcSession(IrcCommands):
         if len(fields) != 3 or not fields[1]:
             return [self._say(self._num("904", "SASL authentication failed"))]
         account, password = fields[1], fields[2]
-        login = Command("login", (account, password), keep_existing=self.auth_none)
+        login = Command("login", (account, password), keep_existing=self.auth_none,
+                        ident=self._ident())  # fmt: skip
         self._sasl_login = True
         return [self._queue(login, self._sasl_done)]
 
@@ -236,10 +237,14 @@ class IrcSession(IrcCommands):
             welcome = self._welcome_after_sasl
         elif not self._logged_in:
             args = (self.nick,) if self._password is None else (self.nick, self._password)
-            login = Command("login", args, keep_existing=self.auth_none)
+            login = Command("login", args, keep_existing=self.auth_none, ident=self._ident())
             items.append(self._queue(login, self._login_done))
         items.append(self._queue(Command("groups"), welcome))
         return items
+
+    def _ident(self) -> tuple[str, str] | None:
+        """USER's (username, realname) for the login, once USER came."""
+        return (self.username, self.realname) if self._user_given else None
 
     def _login_done(self, reply: Ok | Error) -> list[str]:
         if isinstance(reply, Ok):

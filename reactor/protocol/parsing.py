@@ -86,6 +86,9 @@ class Command:
     public: bool = False
     #: `/send` and `/sendgroup` only: the message is an IRC NOTICE.
     notice: bool = False
+    #: `/login` only: IRC USER's (username, realname), which WHO and WHOIS
+    #: show (`/users` with `detail`).
+    ident: tuple[str, str] | None = None
 
     @property
     def spec(self) -> Spec:

@@ -147,6 +147,19 @@ def test_user_needs_a_username_and_realname_that_whois_and_who_show(srv):
     assert lines[0].params[2:] == ("~myuser", "reactor-chat", "*", "My Real Name")
     who = [x for x in lines if x.command == "352"]
     assert [x.params[2] for x in who] == ["~myuser"] and who[0].text == "0 My Real Name"
+    other, plain = irc(srv, fresh_name()), native(srv, fresh_name())
+    other.send(f"WHOIS {name}", f"WHOIS {plain.name}")  # others see them too
+    seen = [x for x in other.sync() if x.command == "311"]
+    assert [x.params[2:] for x in seen] == [
+        ("~myuser", "reactor-chat", "*", "My Real Name"),
+        (plain.name, "reactor-chat", "*", plain.name),
+    ]  # fmt: skip  (native: the account's name)
+    c.send("QUIT")
+    c.until_closed()
+    again = native(srv, name, register=False)  # the names were that IRC session's only
+    other.send(f"WHOIS {name}")
+    assert [x.params[2] for x in other.sync() if x.command == "311"] == [name]
+    again.ok("/exit")
 
 
 def test_wrong_password_ends_registration_with_464(srv):
