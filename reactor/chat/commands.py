@@ -138,8 +138,6 @@ class Chat:
                 if cmd.keep_existing and self.sessions.conn_of(user.name.lower()) is not None:
                     raise ChatError("name_in_use", f"{user.name} is online")
                 replaced = self.sessions.bind(user.name.lower(), conn.conn_id)
-                if cmd.ident is not None:
-                    self.sessions.set_ident(user.name.lower(), cmd.ident)
                 unread = self.storage.unread(user, self.committer.feed.watermark)
                 groups = [g for g, _ in self.storage.user_groups(user.id)]
             conn.user, conn.user_id = user.name, user.id
@@ -281,6 +279,8 @@ class Chat:
             users = list({u.id: u for u in map(self._user, invitees)}.values())  # once each
             group = self.storage.group(name)
             if group is None:
+                if cmd.existing:
+                    raise ChatError("unknown_group", f"no group #{name}")
                 if self.storage.name_taken(name):
                     raise ChatError("name_taken", f"{name} is a user's name")
                 group, epoch = self.storage.create_group(name)
@@ -344,7 +344,11 @@ class Chat:
 
     def do_groups(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
         """/groups: your groups and their members (and, asked by the IRC
-        listener, whether each is open, or every open group). Takes ``storage``."""
+        listener, whether each is open, or every open group; its welcome also
+        records USER's names first, under ``sessions``). Takes ``storage``."""
+        if cmd.ident is not None:
+            with self.locks.hold(SESSIONS):
+                self.sessions.set_ident(self._me(conn).name.lower(), conn.conn_id, cmd.ident)
         with self.locks.hold(STORAGE):
             groups = self.storage.user_groups(self._my_id(conn))
             if cmd.public:

@@ -1,7 +1,8 @@
 """In-memory chat state: who is logged in where, and each connection's
 session as the command handlers see it.
 
-Owns: `Sessions` (user -> connection, guarded by the ``sessions`` lock key)
+Owns: `Sessions` (user -> connection, and the USER username and realname
+of IRC sessions, guarded by the ``sessions`` lock key)
 and `ConnState` (one connection's login state, owned by whichever worker runs
 that connection's commands: the reactor hands a connection to one worker at a
 time, so it needs no lock). Must not: touch sockets or storage.
@@ -38,10 +39,10 @@ class Sessions:
             del self._conn_of[user_key]
             self._ident.pop(user_key, None)
 
-    def set_ident(self, user_key: str, ident: tuple[str, str]) -> None:
-        """Record the (username, realname) an IRC session of `user_key`,
-        bound just now, gave."""
-        if user_key in self._conn_of:
+    def set_ident(self, user_key: str, conn_id: int, ident: tuple[str, str]) -> None:
+        """Record the (username, realname) the IRC session of `user_key` on
+        `conn_id` gave (unless another login replaced it meanwhile)."""
+        if self._conn_of.get(user_key) == conn_id:
             self._ident[user_key] = ident
 
     def ident_of(self, user_key: str) -> tuple[str, str] | None:

@@ -1,7 +1,7 @@
 """Durable chat data in SQLite: users, groups and members, messages, and
 per-user delivery cursors; the open write transaction and its commit.
 
-Owns: the one `sqlite3` connection, the schema and its version, and the list
+Owns: the one `sqlite3` connection (its schema is reactor/chat/schema.py's), and the list
 of messages written in the open transaction (handed out at commit, in id
 order). Must not: take locks, touch sockets or know about connections.
 Every method is called under the ``storage`` lock key (reactor/sync/locks.py);
@@ -24,55 +24,10 @@ import sqlite3
 import time
 
 from reactor import limits
+from reactor.chat.schema import migrate
 from reactor.chat.store import Delivery, Group, User
 from reactor.protocol import Message
 from reactor.stats import LockStats
-
-SCHEMA_VERSION = 3  # 2: groups.open; 3: messages.notice
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    id      INTEGER PRIMARY KEY,
-    name    TEXT NOT NULL,              -- as first written
-    key     TEXT NOT NULL UNIQUE,       -- lower case, for lookups
-    pwhash  TEXT,                       -- NULL for --auth none accounts
-    cursor  INTEGER NOT NULL DEFAULT 0, -- highest message id acknowledged
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS groups (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused after deletion
-    name    TEXT NOT NULL,
-    key     TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL,
-    open    INTEGER NOT NULL DEFAULT 0 -- 1: anyone may join (/join, IRC JOIN)
-);
-CREATE TABLE IF NOT EXISTS members (
-    group_id     INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
-    user_id      INTEGER NOT NULL REFERENCES users(id),
-    joined_after INTEGER NOT NULL,  -- member sees live/replayed ids above this
-    PRIMARY KEY (group_id, user_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS members_by_user ON members(user_id);
-CREATE TABLE IF NOT EXISTS messages (
-    id         INTEGER PRIMARY KEY,  -- increases in the order stored
-    sender     TEXT NOT NULL,        -- names are immutable, so stored as shown
-    to_user    INTEGER,              -- set for private messages
-    to_name    TEXT,
-    group_id   INTEGER,              -- set for group messages
-    group_name TEXT,
-    sender_id  INTEGER NOT NULL,
-    text       TEXT NOT NULL,
-    ts         REAL NOT NULL,
-    notice     INTEGER NOT NULL DEFAULT 0  -- 1: sent as an IRC NOTICE
-);
-CREATE INDEX IF NOT EXISTS messages_private ON messages(to_user, sender_id, id)
-    WHERE to_user IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_sent ON messages(sender_id, to_user, id)
-    WHERE to_user IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_group ON messages(group_id, id)
-    WHERE group_id IS NOT NULL;
-"""
 
 _MSG_COLS = "id, sender, to_name, group_name, text, ts, notice"
 
@@ -104,7 +59,7 @@ class Storage:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute(f"PRAGMA wal_autocheckpoint={1000 if autocheckpoint else 0}")
-        self._migrate()
+        migrate(self._db, path)
         # Invariant: _pending holds, in id order, the messages written in the
         # open epoch; _in_txn is True exactly while a BEGIN is not committed.
         self._pending: list[Delivery] = []
@@ -125,26 +80,6 @@ class Storage:
     def lock_statistics(self) -> list[LockStats]:
         """None: one process owns the file (reactor/chat/owner.py)."""
         return []
-
-    # --- schema -----------------------------------------------------------
-
-    def _migrate(self) -> None:
-        db = self._db
-        # Every statement is CREATE ... IF NOT EXISTS: safe to run each start.
-        db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        if "open" not in {r[1] for r in db.execute("PRAGMA table_info(groups)")}:
-            db.execute("ALTER TABLE groups ADD COLUMN open INTEGER NOT NULL DEFAULT 0")  # 1 -> 2
-            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-        if "notice" not in {r[1] for r in db.execute("PRAGMA table_info(messages)")}:
-            db.execute("ALTER TABLE messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0")  # -> 3
-            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-        row: tuple[int | None] = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        if row[0] is None:
-            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} has schema {row[0]}, newer than this server ({SCHEMA_VERSION})"
-            )
 
     # --- transaction ---------------------------------------------------------
 

@@ -177,6 +177,12 @@ class Connection:
         return Life.NO_INPUT not in self.life
 
     @property
+    def registered(self) -> bool:
+        """Logged in and, over IRC, registered (the welcome is out): the login
+        timer no longer applies."""
+        return self.out.user is not None and (self.irc is None or self.irc.ready)
+
+    @property
     def handshaking(self) -> bool:
         """TLS: the handshake is not done."""
         return Life.HANDSHAKING in self.life

@@ -272,7 +272,7 @@ class Reactor:
             conn.batch_done()
             if conn.out.release_held():
                 self._dirty.add(conn)
-            if Life.LOGIN_EXPIRED in conn.life and conn.out.user is None and not conn.closing:
+            if Life.LOGIN_EXPIRED in conn.life and not conn.registered and not conn.closing:
                 self._login_timeout(conn)
             if conn.pending:
                 self._ready.add(conn)
@@ -383,7 +383,7 @@ class Reactor:
             if kind is _Timer.LOGIN and conn.handshaking:
                 log.info("connection %d: TLS handshake not done in time", conn.id)
                 self._drop(conn)
-            elif kind is _Timer.LOGIN and conn.out.user is None and not conn.closing:
+            elif kind is _Timer.LOGIN and not conn.registered and not conn.closing:
                 if conn.running:
                     conn.login_expired()  # decided when its batch is done
                 else:

@@ -73,18 +73,32 @@ def parse_line(text: str) -> IrcLine | None:
 
 def line(source: str | None, command: str, *params: str, tags: str = "") -> str:
     """One line without its terminator; the last parameter gets a colon when
-    it is empty, has a space or starts with one. `tags` is `k=v;k=v`."""
-    parts = [f"@{tags}"] if tags else []
-    if source:
-        parts.append(f":{source}")
-    parts.append(command)
+    it is empty, has a space or starts with one; an empty middle one is `*`.
+    `tags` is `k=v;k=v`. Past `MAX_LINE` (tags aside), the longest
+    parameters are cut until it fits (a client's overlong word echoed back in
+    a numeric, a long reason)."""
+    head = [f":{source}", command] if source else [command]
     clean = [p.translate(_FORBIDDEN) for p in params]
-    for i, p in enumerate(clean):
-        last = i == len(clean) - 1
-        if last and (not p or " " in p or p.startswith(":")):
-            parts.append(f":{p}")
-        else:
-            parts.append(p)
+    clean = [p if p or i == len(clean) - 1 else "*" for i, p in enumerate(clean)]
+    over = len(_join(head, clean).encode()) + 2 - MAX_LINE
+    while over > 0:
+        i = max(range(len(clean)), key=lambda k: len(clean[k].encode()))
+        data = clean[i].encode()
+        keep = max(len(data) - over, 1)
+        cut = data[:keep].decode("utf-8", "ignore") or "*"
+        if cut == clean[i]:
+            break  # nothing left to cut (cannot happen with this server's sources)
+        clean[i] = cut
+        over = len(_join(head, clean).encode()) + 2 - MAX_LINE
+    text = _join(head, clean)
+    return f"@{tags} {text}" if tags else text
+
+
+def _join(head: list[str], params: list[str]) -> str:
+    parts = list(head)
+    for i, p in enumerate(params):
+        last = i == len(params) - 1
+        parts.append(f":{p}" if last and (not p or " " in p or p.startswith(":")) else p)
     return " ".join(parts)
 
 

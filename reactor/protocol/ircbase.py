@@ -43,6 +43,7 @@ class IrcState:
         self._sasl: str | None = None  # "PLAIN" while AUTHENTICATE runs
         self._sasl_chunks: list[str] = []
         self._sasl_login = False  # a SASL login is queued, its reply not yet in
+        self._sasl_ok = False  # logged in by SASL
         #: USER's username and realname (WHOIS and WHO of oneself show them).
         self.username = ""
         self.realname = ""

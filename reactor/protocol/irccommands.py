@@ -26,14 +26,14 @@ class IrcCommands(IrcState):
 
     def _privmsg(self, msg: IrcLine) -> list[Item]:
         quiet = msg.command == "NOTICE"  # never an automatic reply to a NOTICE (RFC 2812)
-        if not msg.params or not msg.params[0]:
+        if not msg.params or not _targets(msg.params[0]):
             no_target = self._num("411", f"No recipient given ({msg.command})")
             return [] if quiet else [self._say(no_target)]
         if len(msg.params) < 2 or not msg.params[1]:
             return [] if quiet else [self._say(self._num("412", "No text to send"))]
         text = msg.params[1]
         items: list[Item] = []
-        for target in msg.params[0].split(","):
+        for target in _targets(msg.params[0]):
             if target.startswith("#"):
                 cmd = Command("sendgroup", (target[1:],), text, notice=quiet)
                 render = self._sent_group(target)
@@ -70,12 +70,12 @@ class IrcCommands(IrcState):
         return render
 
     def _join(self, msg: IrcLine) -> list[Item]:
-        if not msg.params or not msg.params[0]:
+        if not msg.params or not _targets(msg.params[0]):
             return [self._say(self._num("461", "JOIN", "Not enough parameters"))]
         if msg.params[0] == "0":
             return [self._say(self._notice("JOIN 0 is not supported: PART each channel"))]
         items: list[Item] = []
-        for target in msg.params[0].split(","):
+        for target in _targets(msg.params[0]):
             name = target[1:]
             if not target.startswith("#") or not valid_name(name):
                 items.append(self._say(self._num("403", target, "No such channel")))
@@ -99,11 +99,11 @@ class IrcCommands(IrcState):
         return render
 
     def _part(self, msg: IrcLine) -> list[Item]:
-        if not msg.params or not msg.params[0]:
+        if not msg.params or not _targets(msg.params[0]):
             return [self._say(self._num("461", "PART", "Not enough parameters"))]
         reason = msg.params[1] if len(msg.params) > 1 else ""
         items: list[Item] = []
-        for target in msg.params[0].split(","):
+        for target in _targets(msg.params[0]):
             if not target.startswith("#") or not valid_name(target[1:]):
                 items.append(self._say(self._num("403", target, "No such channel")))
                 continue
@@ -147,22 +147,23 @@ class IrcCommands(IrcState):
                 group = f"#{reply.fields['group']}"
                 if nick.lower() in before:
                     return [self._num("443", nick, group, "is already on channel")]
-                return [self._num("341", nick, group)]  # the invitee gets INVITE, then JOIN
+                # the invitee is a member now: it gets INVITE and JOIN, the others its JOIN
+                return [self._num("341", nick, group), line(self._mask(nick), "JOIN", group)]
             if reply.code == "not_member":
                 return [self._num("442", target, "You're not on that channel")]
             if reply.code in ("unknown_user",):
                 return [self._num("401", nick, "No such nick/channel")]
-            if reply.code == "name_taken":
+            if reply.code in ("name_taken", "unknown_group"):
                 return [self._num("403", target, "No such channel")]
             return [self._error_notice(reply)]
 
         return [
             self._queue(Command("groups"), keep_members),
-            self._queue(Command("group", (target[1:], nick)), render),
+            self._queue(Command("group", (target[1:], nick), existing=True), render),
         ]
 
     def _names_cmd(self, msg: IrcLine) -> list[Item]:
-        targets = msg.params[0].split(",") if msg.params else []
+        targets = _targets(msg.params[0]) if msg.params else []
 
         def render(reply: Ok | Error) -> list[str]:
             if not isinstance(reply, Ok):
@@ -185,7 +186,8 @@ class IrcCommands(IrcState):
         return [self._queue(Command("groups", public=True), render)]
 
     def _list(self, msg: IrcLine) -> list[Item]:
-        wanted = {t.lower() for t in msg.params[0].split(",")} if msg.params else None
+        listed = _targets(msg.params[0]) if msg.params else []
+        wanted = {t.lower() for t in listed} if listed else None
 
         def render(reply: Ok | Error) -> list[str]:
             if not isinstance(reply, Ok):
@@ -202,7 +204,7 @@ class IrcCommands(IrcState):
         return [self._queue(Command("groups", public=True), render)]
 
     def _who(self, msg: IrcLine) -> list[Item]:
-        mask = msg.params[0] if msg.params else "*"
+        mask = msg.params[0] if msg.params and msg.params[0] else "*"
         groups: dict[str, list[str]] = {}
         members_names: dict[str, str] = {}  # lower-case name: the group's own spelling
 
@@ -328,3 +330,8 @@ def _quietly(render: Render) -> Render:
         return render(reply) if isinstance(reply, Ok) else []
 
     return quiet
+
+
+def _targets(param: str) -> list[str]:
+    """A comma-separated list of targets, without empty ones (`#a,,#b`)."""
+    return [t for t in param.split(",") if t]

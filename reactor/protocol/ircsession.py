@@ -134,6 +134,10 @@ class IrcSession(IrcCommands):
             return [self._say(self._cap_line("ACK", " ".join(wanted)))]
         if sub == "END":
             self._cap_open = False
+            if self._sasl is not None:  # CAP END in the middle of AUTHENTICATE: abort it
+                self._sasl, self._sasl_chunks = None, []
+                aborted = self._say(self._num("906", "SASL authentication aborted"))
+                return [aborted, *self._maybe_register()]
             return self._maybe_register()
         return [self._say(self._num("410", sub or "*", "Invalid CAP command"))]
 
@@ -174,10 +178,10 @@ class IrcSession(IrcCommands):
         return []
 
     def _authenticate(self, msg: IrcLine) -> list[Item]:
+        if self._sasl_ok or self._sasl_login:
+            return [self._say(self._num("907", "You have already authenticated using SASL"))]
         if self.ready or self._registering:
             return [self._say(self._num("462", "You may not reregister"))]
-        if self._logged_in or self._sasl_login:
-            return [self._say(self._num("907", "You have already authenticated using SASL"))]
         if "sasl" not in self.caps or not msg.params:
             return [self._say(self._num("904", "SASL authentication failed"))]
         arg = msg.params[0]
@@ -202,15 +206,14 @@ class IrcSession(IrcCommands):
         if len(fields) != 3 or not fields[1]:
             return [self._say(self._num("904", "SASL authentication failed"))]
         account, password = fields[1], fields[2]
-        login = Command("login", (account, password), keep_existing=self.auth_none,
-                        ident=self._ident())  # fmt: skip
+        login = Command("login", (account, password), keep_existing=self.auth_none)
         self._sasl_login = True
         return [self._queue(login, self._sasl_done)]
 
     def _sasl_done(self, reply: Ok | Error) -> list[str]:
         self._sasl_login = False
         if isinstance(reply, Ok):
-            self._logged_in = True
+            self._logged_in = self._sasl_ok = True
             self.nick = reply.fields["user"]
             me = self.nick or "*"
             return [
@@ -237,14 +240,11 @@ class IrcSession(IrcCommands):
             welcome = self._welcome_after_sasl
         elif not self._logged_in:
             args = (self.nick,) if self._password is None else (self.nick, self._password)
-            login = Command("login", args, keep_existing=self.auth_none, ident=self._ident())
+            login = Command("login", args, keep_existing=self.auth_none)
             items.append(self._queue(login, self._login_done))
-        items.append(self._queue(Command("groups"), welcome))
+        ident = (self.username, self.realname)  # USER came: registration needs it
+        items.append(self._queue(Command("groups", ident=ident), welcome))
         return items
-
-    def _ident(self) -> tuple[str, str] | None:
-        """USER's (username, realname) for the login, once USER came."""
-        return (self.username, self.realname) if self._user_given else None
 
     def _login_done(self, reply: Ok | Error) -> list[str]:
         if isinstance(reply, Ok):
@@ -276,6 +276,8 @@ class IrcSession(IrcCommands):
         under way; that login failed: there is no other password to try."""
         if self._logged_in:
             return self._welcome(reply)
+        if self.close_requested:  # the SASL failure closed it already (too many failures)
+            return []
         self.close_requested = True
         return [line(self.server, "464", "*", "SASL authentication failed"),
                 line(None, "ERROR", "Closing link (authentication failed)")]  # fmt: skip
@@ -297,7 +299,16 @@ class IrcSession(IrcCommands):
         for g in reply.fields["groups"]:
             lines += self._joined(g["name"], g["members"])
         early, self._early_changes = self._early_changes, []
-        for change in early:
+        shown = {
+            g["name"].lower(): {m.lower() for m in g["members"]} for g in reply.fields["groups"]
+        }
+        for change in early:  # less what the welcome's names already say
+            members = shown.get(change.group.lower())
+            if members is not None and (
+                (change.left is not None and change.left.lower() not in members)
+                or (change.added and {a.lower() for a in change.added} <= members)
+            ):
+                continue
             lines += self._group_change(change)
         return lines
 

@@ -74,20 +74,24 @@ class Command:
 
     name: str
     args: tuple[str, ...] = ()
+    #: The verbatim rest of the line (`/send`, `/sendgroup`); for `/leave`
+    #: from IRC, PART's reason (the native `/leave` takes none).
     text: str = ""
     #: `/login` only: refuse (`name_in_use`) instead of replacing a session
     #: of the same user (IRC's nick-in-use rule, under --auth none).
     keep_existing: bool = False
-    #: `/groups` only: each group's `open` too (for IRC's MODE), not in
-    #: the native reply.
+    #: `/groups`: each group's `open` too (IRC's MODE); `/users`: the IRC
+    #: sessions' usernames and realnames (WHO, WHOIS). Not in native replies.
     detail: bool = False
+    #: `/group` only: refuse `unknown_group` rather than create (IRC's INVITE).
+    existing: bool = False
     #: `/groups` only: also `open_groups`, every open group with its members
     #: (for IRC's LIST and NAMES), not in the native reply.
     public: bool = False
     #: `/send` and `/sendgroup` only: the message is an IRC NOTICE.
     notice: bool = False
-    #: `/login` only: IRC USER's (username, realname), which WHO and WHOIS
-    #: show (`/users` with `detail`).
+    #: `/groups` of the IRC welcome only: USER's (username, realname), kept
+    #: with the session for WHO and WHOIS (`/users` with `detail`).
     ident: tuple[str, str] | None = None
 
     @property

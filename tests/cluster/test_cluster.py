@@ -354,3 +354,18 @@ def test_cluster_irc_on_one_node_chats_with_native_users_on_another(cluster):
             irc.send(f"NOTICE {carol} :a notice from node a")
             got = other.until("NOTICE")[-1]
             assert got.source.startswith(f"{name}!") and got.text == "a notice from node a"
+
+
+def test_cluster_a_schema_2_database_gains_the_notice_column_and_keeps_its_messages(cluster):
+    a = cluster.node("a")
+    alice, bob = account(a), account(a)
+    sent = alice.ok(f"/send {bob.name} from schema 2")["id"]
+    bob.ok("/exit")
+    assert a.stop() == 0
+    cluster.sql("ALTER TABLE messages DROP COLUMN notice")
+    cluster.sql("UPDATE schema_version SET version = 2")
+    b = cluster.node("b")
+    again = b.client()
+    assert again.ok(f"/login {bob.name} pw")["unread"] == 1 and again.event()["id"] == sent
+    assert cluster.sql("SELECT version FROM schema_version") == [(3,)]
+    assert cluster.sql("SELECT notice FROM messages") == [(False,)]

@@ -125,15 +125,56 @@ def test_sasl_sent_with_cap_end_in_one_write_registers_once(srv):
             assert "903" in commands(lines) and "464" not in commands(lines)
             assert "464" not in commands(c.sync())  # the rest of the burst
             c.send("AUTHENTICATE PLAIN")  # after registration: no second login
-            assert commands(c.sync()) == ["462"]
+            assert commands(c.sync()) == ["907"]
         else:
             assert commands(lines)[-2:] == ["904", "464"]
             assert c.until_closed()[-1].command == "ERROR"
         c.close()
 
 
-def test_user_needs_a_username_and_realname_that_whois_and_who_show(srv):
+def test_cap_end_during_authenticate_aborts_it_and_registers_with_pass(srv):
     name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    c = IrcClient(irc_addr(srv))
+    c.send("PASS pw", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+    c.until("AUTHENTICATE")
+    c.send(f"NICK {name}", "USER u 0 * :x", "CAP END")
+    lines = c.until("001")
+    assert commands(lines)[-2:] == ["906", "001"]
+
+
+def test_sasl_before_user_keeps_the_user_names(srv):
+    name = fresh_name()
+    srv.client().ok(f"/register {name} pw")
+    c = IrcClient(irc_addr(srv))
+    c.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+    c.until("AUTHENTICATE")
+    c.send("AUTHENTICATE " + base64.b64encode(f"\0{name}\0pw".encode()).decode())
+    c.until("903")
+    c.send(f"NICK {name}", "USER late 0 * :Came After SASL", "CAP END")
+    c.until("001")
+    c.sync()
+    c.send(f"WHOIS {name}")
+    assert c.until("311")[-1].params[2:] == ("~late", "reactor-chat", "*", "Came After SASL")
+
+
+def test_a_session_logged_in_by_sasl_still_has_to_finish_registering(tmp_path):
+    server = start(tmp_path, "--login-timeout", "0.5")
+    try:
+        name = fresh_name()
+        server.client().ok(f"/register {name} pw")
+        c = IrcClient(irc_addr(server))
+        c.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        c.until("AUTHENTICATE")
+        c.send("AUTHENTICATE " + base64.b64encode(f"\0{name}\0pw".encode()).decode())
+        c.until("903")  # logged in, but no CAP END ever comes
+        assert c.until_closed()[-1].raw == "ERROR :Closing link (registration timeout)"
+    finally:
+        assert server.stop() == 0
+
+
+def test_user_needs_a_username_and_realname_that_whois_and_who_show(srv):
+    name = fresh_name("whoq")  # the only such name: the WHO mask below matches it alone
     srv.client().ok(f"/register {name} pw")
     c = IrcClient(irc_addr(srv))
     c.send("PASS pw", f"NICK {name}", "USER u 0 * :")
@@ -279,7 +320,10 @@ def test_groups_across_protocols_and_numerics(srv):
                                "318"]  # fmt: skip
     assert lines[6].params[-1] == "+i"  # made with /group: invite-only
     bob.send(f"INVITE {outsider.nick} #{g}")
-    assert [x.params[1:] for x in bob.sync()] == [(outsider.nick, f"#{g}")]  # 341, no JOIN
+    assert [(x.command, x.params[-1]) for x in bob.sync()] == [
+        ("341", f"#{g}"),
+        ("JOIN", f"#{g}"),
+    ]  # fmt: skip  (the invitee is a member now)
     invited = outsider.until("JOIN")
     assert [(x.command, x.params) for x in invited[-2:]] == [
         ("INVITE", (outsider.nick, f"#{g}")), ("JOIN", (f"#{g}",))]  # fmt: skip
@@ -428,6 +472,29 @@ def test_bad_input_is_answered_and_the_connection_kept(srv):
     assert "NUL" in got[2].text
     c.send("PING alive")
     assert c.until("PONG")[-1].text == "alive"
+
+
+def test_replies_that_echo_long_input_stay_within_512_bytes(srv):
+    c, other = irc(srv, fresh_name()), irc(srv, fresh_name())
+    g = fresh_name("g")
+    c.send(f"JOIN #{g},,#{g}x", f"INVITE {other.nick} #{g}")
+    c.sync()
+    other.sync()
+    c.send(f"PART #{g} :" + "r" * 480, "PRIVMSG " + "n" * 480 + " :x", "JOIN #no-such-g")
+    mine = c.sync()
+    assert commands(mine) == ["PART", "401", "JOIN", "353", "366"]
+    theirs = other.until("PART")
+    for got in (*mine, *theirs):
+        assert len(got.raw.encode()) + 2 <= 512, got.raw
+    assert theirs[-1].params[1].startswith("rrrr")
+
+
+def test_invite_to_a_channel_that_does_not_exist_creates_nothing(srv):
+    c, other = irc(srv, fresh_name()), irc(srv, fresh_name())
+    g = fresh_name("g")
+    c.send(f"INVITE {other.nick} #{g}", f"LIST #{g}")
+    assert commands(c.sync()) == ["403", "321", "323"]
+    assert other.sync() == []
 
 
 def test_a_long_native_message_is_cut_to_fit_irc_lines(srv):

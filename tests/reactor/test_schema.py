@@ -1,5 +1,6 @@
-"""The SQLite file's schema: a file from an older server is brought up to
-date at start, keeping every row; a file from a newer one is refused."""
+"""The SQLite file's schema (reactor/chat/schema.py): a file from an older
+server is brought up to date at start, keeping every row; a file from a
+newer one is refused and left as it was."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import sqlite3
 import pytest
 
 from harness import ServerProcess
-from reactor.chat.storage import SCHEMA_VERSION, Storage
+from reactor.chat.schema import SCHEMA_VERSION
+from reactor.chat.storage import Storage
 from tests.support.chatclient import fresh_name
 
+#: What a file of each older schema lacks.
+OLDER = {1: (("groups", "open"), ("messages", "notice")), 2: (("messages", "notice"),)}
 
-def test_a_schema_1_file_is_migrated_and_keeps_its_messages(tmp_path):
+
+@pytest.mark.parametrize("version", sorted(OLDER))
+def test_an_older_file_is_migrated_and_keeps_its_messages(tmp_path, version):
     db = tmp_path / "old.db"
     alice, bob = fresh_name(), fresh_name()
     srv = ServerProcess(db).start()
@@ -23,10 +29,10 @@ def test_a_schema_1_file_is_migrated_and_keeps_its_messages(tmp_path):
     sent = c.ok(f"/send {bob} from the old days")["id"]
     c.ok(f"/group g_{alice} {bob}")
     assert srv.stop() == 0
-    with sqlite3.connect(db) as old:  # as schema 1 had it: no groups.open, no messages.notice
-        old.execute("ALTER TABLE groups DROP COLUMN open")
-        old.execute("ALTER TABLE messages DROP COLUMN notice")
-        old.execute("UPDATE schema_version SET version = 1")
+    with sqlite3.connect(db) as old:  # as that schema had it
+        for table, column in OLDER[version]:
+            old.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        old.execute("UPDATE schema_version SET version = ?", (version,))
     srv = ServerProcess(db).start()
     try:
         reader = srv.client()
@@ -50,3 +56,6 @@ def test_a_file_from_a_newer_server_is_refused(tmp_path):
         newer.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(RuntimeError, match="newer than this server"):
         Storage(str(db))
+    with sqlite3.connect(db) as after:  # rolled back: untouched
+        assert after.execute("SELECT version FROM schema_version").fetchall() == [
+            (SCHEMA_VERSION + 1,)]  # fmt: skip
