@@ -44,3 +44,20 @@ def test_after_the_welcome_being_added_again_to_a_shown_channel_says_nothing():
     assert s.encode(GroupChange("os2", "bob", ("alice", "bob"), ("alice",))) == b""
     joined = s.encode(GroupChange("os2", "carol", ("alice", "bob", "carol"), ("carol",)))
     assert joined == b":carol!carol@srv JOIN #os2\r\n"
+
+
+def test_held_changes_the_welcome_already_shows_are_not_told_again():
+    s = IrcSession("srv", "net", auth_none=True)
+    registered_up_to_the_welcome(s)
+    s.encode(Ok("login", {"user": "alice", "groups": [], "unread": 0}))
+    held = [
+        GroupChange("os2", "bob", ("alice", "bob", "carol"), ("carol",)),  # in the names
+        GroupChange("os2", "dave", ("alice", "bob"), left="dave"),  # gone from them
+        GroupChange("os2", "erin", ("alice", "bob", "carol"), left="erin", reason="bye"),
+    ]
+    for change in held:
+        s.encode(change)
+    members = ["alice", "bob", "carol", "erin"]  # the query ran before erin left
+    welcome = s.encode(Ok("groups", {"groups": [{"name": "os2", "members": members}]}))
+    told = [x for x in welcome.decode().split("\r\n") if " JOIN " in x or " PART " in x]
+    assert told == [":alice!alice@srv JOIN #os2", ":erin!erin@srv PART #os2 bye"]
