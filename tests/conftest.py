@@ -15,7 +15,9 @@ MODELS = ["reactor", "threaded", "inline"]
 #: `make test` runs a test that takes both a model and a locking strategy
 #: under every model with `global`, and `fine` with the reactor (locking
 #: is the chat side's, the same code under every model); `make test-all`
-#: runs that, then the other pairs alone (CHAT_MATRIX=rest).
+#: runs that, then the other pairs alone (CHAT_MATRIX=rest). A slow test
+#: that takes a locking strategy but no model (the soak) runs with `global`
+#: in `make test`, with `fine` in the rest.
 QUICK_PAIRS = {("reactor", "global"), ("reactor", "fine"), ("threaded", "global"),
                ("inline", "global")}  # fmt: skip
 
@@ -29,6 +31,8 @@ def pytest_collection_modifyitems(config, items) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
         pair = (params.get("model"), params.get("locking"))
         quick = None in pair or pair in QUICK_PAIRS
+        if pair == (None, "fine") and item.get_closest_marker("slow") is not None:
+            quick = False
         (keep if quick != rest else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

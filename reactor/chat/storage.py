@@ -25,7 +25,7 @@ import time
 
 from reactor import limits
 from reactor.chat.schema import migrate
-from reactor.chat.store import Delivery, Group, User
+from reactor.chat.store import Delivery, Group, User, by_group
 from reactor.protocol import Message
 from reactor.stats import LockStats
 
@@ -244,10 +244,7 @@ class Storage:
             " WHERE mine.user_id = ? ORDER BY g.key, u.key",
             (user_id,),
         )
-        out: dict[str, list[str]] = {}
-        for group_name, member in rows:
-            out.setdefault(group_name, []).append(member)
-        return list(out.items())
+        return by_group(rows)
 
     def open_groups(self) -> list[tuple[str, list[str]]]:
         """(group name, member names) of every open group, in name order."""
@@ -256,10 +253,7 @@ class Storage:
             " JOIN members m ON m.group_id = g.id JOIN users u ON u.id = m.user_id"
             " WHERE g.open = 1 ORDER BY g.key, u.key"
         )
-        out: dict[str, list[str]] = {}
-        for group_name, member in rows:
-            out.setdefault(group_name, []).append(member)
-        return list(out.items())
+        return by_group(rows)
 
     # --- messages --------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 the embedded SQLite store (reactor/chat/storage.py) and the cluster's
 PostgreSQL store (reactor/cluster/pgstore.py), and the records they return.
 
-Owns: `Store`, `User`, `Group`, `Delivery`. Must not: import a database
+Owns: `Store`, `User`, `Group`, `Delivery`, `by_group`. Must not: import a database
 driver or take locks. Every method is called under the ``storage`` lock key
 (reactor/sync/locks.py); that is the caller's duty.
 
@@ -16,6 +16,7 @@ to the real one once the epoch is committed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -147,3 +148,13 @@ class Store(Protocol):
 
     def unread(self, user: User, upto: int) -> list[Message]:
         """Messages to `user` above its cursor and at most `upto`, oldest first."""
+
+
+def by_group(rows: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(group name, member name) rows, grouped by group in their order, as
+    (group name, member names) pairs: the answer of `user_groups` and
+    `open_groups` from their SQL."""
+    out: dict[str, list[str]] = {}
+    for group_name, member in rows:
+        out.setdefault(group_name, []).append(member)
+    return list(out.items())

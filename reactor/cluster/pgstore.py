@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from reactor.chat.store import Delivery, Group, User
+from reactor.chat.store import Delivery, Group, User, by_group
 from reactor.cluster.orderlock import OrderLock
 from reactor.cluster.pgschema import MSG_COLS, ORDER_KEY, connect, migrate
 from reactor.errors import ChatError
@@ -350,10 +350,7 @@ class PgStorage:
             " WHERE mine.user_id = %s ORDER BY g.key, u.key",
             (user_id,),
         )
-        out: dict[str, list[str]] = {}
-        for group_name, member in rows:
-            out.setdefault(group_name, []).append(member)
-        return list(out.items())
+        return by_group(rows)
 
     def open_groups(self) -> list[tuple[str, list[str]]]:
         """(group name, member names) of every open group, in name order."""
@@ -362,10 +359,7 @@ class PgStorage:
             " JOIN members m ON m.group_id = g.id JOIN users u ON u.id = m.user_id"
             " WHERE g.open ORDER BY g.key, u.key"
         )
-        out: dict[str, list[str]] = {}
-        for group_name, member in rows:
-            out.setdefault(group_name, []).append(member)
-        return list(out.items())
+        return by_group(rows)
 
     # --- messages ----------------------------------------------------------------
 
