@@ -1,6 +1,8 @@
 """The chat commands: one handler per command, each declaring its locks.
 
-Owns: what every command means (docs/protocol.md §4, §6, §7). Must not: touch sockets, the
+Owns: what every command means (docs/protocol.md §4, §6, §7), but the group
+commands, which are reactor/chat/groups.py's (the state and lookups every
+handler shares are reactor/chat/base.py's). Must not: touch sockets, the
 selector or the reactor's connection objects: a handler sees a `ConnState`
 and speaks through its outbox. Storage and session calls are made inside
 `with self.locks.hold(...)` naming the keys of reactor/sync/locks.py.
@@ -13,51 +15,27 @@ failed command changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from reactor import limits
 from reactor.actions import Close, LoggedIn, Replay, SetMode
 from reactor.chat.arguments import group_name, positive_int
-from reactor.chat.commit import Committer
+from reactor.chat.base import Fields
+from reactor.chat.groups import GroupCommands
 from reactor.chat.outbox import Outbox
 from reactor.chat.passwords import hash_password, verify_password
-from reactor.chat.sessions import ConnState, Sessions
-from reactor.chat.store import Group, Store, User
+from reactor.chat.sessions import ConnState
+from reactor.chat.store import User
 from reactor.errors import ChatError, LockTimeout
 from reactor.kinds import Auth, ByeReason, Mode
-from reactor.protocol import COMMANDS, Command, Error, GroupChange, Ok, stats_fields, valid_name
-from reactor.stats import ServerStatistics
-from reactor.sync.locks import DELIVERY, GROUPS, SESSIONS, STORAGE, Locking, group_key
+from reactor.protocol import COMMANDS, Command, Error, Ok, stats_fields, valid_name
+from reactor.sync.locks import DELIVERY, GROUPS, SESSIONS, STORAGE, group_key
 
 log = logging.getLogger("reactor.chat.commands")
 
-#: What a handler returns: the fields of its `ok`, or None if it replied itself.
-Fields = dict[str, Any] | None
 
-
-class Chat:
+class Chat(GroupCommands):
     """Runs commands against the shared chat state."""
-
-    def __init__(
-        self,
-        locks: Locking,
-        storage: Store,
-        sessions: Sessions,
-        committer: Committer,
-        *,
-        auth: Auth = Auth.PASSWORD,
-        max_login_failures: int = limits.MAX_LOGIN_FAILURES,
-        statistics: Callable[[], ServerStatistics] | None = None,
-    ) -> None:
-        self.locks = locks
-        self.storage = storage
-        self.sessions = sessions
-        self.committer = committer
-        self.auth = auth
-        self.max_login_failures = max_login_failures
-        # The /stats snapshot, taken by the server's wiring (reactor/server.py).
-        self._statistics = statistics
 
     def run(self, conn: ConnState, cmd: Command, out: Outbox) -> None:
         """Run one command and put exactly one reply in `out`."""
@@ -266,103 +244,6 @@ class Chat:
             with self.locks.hold(STORAGE):
                 out.wrote(self.storage.set_cursor(conn.user_id, upto))
 
-    # --- groups ---------------------------------------------------------------------
-
-    def do_group(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
-        """/group <group> <user>...: create a group with you in it, or add
-        users to one you are in, telling them and the members. Takes ``groups``,
-        the group's key, ``sessions`` and ``storage``."""
-        name, invitees = cmd.args[0].removeprefix("#"), cmd.args[1:]
-        if not valid_name(name):
-            raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
-        with self.locks.hold(GROUPS, group_key(name), SESSIONS, STORAGE):
-            users = list({u.id: u for u in map(self._user, invitees)}.values())  # once each
-            group = self.storage.group(name)
-            if group is None:
-                if cmd.existing:
-                    raise ChatError("unknown_group", f"no group #{name}")
-                if self.storage.name_taken(name):
-                    raise ChatError("name_taken", f"{name} is a user's name")
-                group, epoch = self.storage.create_group(name)
-                out.wrote(epoch)
-                users.insert(0, self._me(conn))
-            elif not self.storage.is_member(group, self._my_id(conn)):
-                raise ChatError("not_member", f"only members can add to #{group.name}")
-            else:  # adding a member again changes nothing, and is not told
-                users = [u for u in users if not self.storage.is_member(group, u.id)]
-            for user in users:
-                out.wrote(self.storage.add_member(group, user.id))
-            members = [n for _, n in self.storage.members(group)]
-            added = tuple(u.name for u in users if u.id != self._my_id(conn))
-            if added:  # the added and the members before them hear of it
-                change = GroupChange(group.name, self._me(conn).name, tuple(members), added)
-                self._tell(conn, out, change, members)
-        return {"group": group.name, "members": members}
-
-    def do_join(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
-        """/join <group>: join an open group (its members are told), or make
-        one with you in it; a member of an invite-only group is answered as
-        by /group, anyone else gets `not_member`. Takes ``groups``, the
-        group's key, ``sessions`` and ``storage``."""
-        name = cmd.args[0].removeprefix("#")
-        if not valid_name(name):
-            raise ChatError("bad_name", "names are 1-32 characters of A-Z a-z 0-9 _ . -")
-        with self.locks.hold(GROUPS, group_key(name), SESSIONS, STORAGE):
-            me = self._me(conn)
-            group = self.storage.group(name)
-            if group is None:
-                if self.storage.name_taken(name):
-                    raise ChatError("name_taken", f"{name} is a user's name")
-                group, epoch = self.storage.create_group(name, open=True)
-                out.wrote(epoch)
-                out.wrote(self.storage.add_member(group, me.id))
-            elif not self.storage.is_member(group, me.id):
-                if not group.open:
-                    raise ChatError("not_member", f"#{group.name} is invite-only")
-                out.wrote(self.storage.add_member(group, me.id))
-                members = [n for _, n in self.storage.members(group)]
-                change = GroupChange(group.name, me.name, tuple(members), (me.name,))
-                self._tell(conn, out, change, members)
-            members = [n for _, n in self.storage.members(group)]
-        return {"group": group.name, "members": members, "open": group.open}
-
-    def do_leave(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
-        """/leave <group>: leave a group (its members are told); its last
-        member's leaving deletes it. Takes ``groups``, the group's key,
-        ``sessions`` and ``storage``."""
-        name = group_name(cmd.args[0])
-        with self.locks.hold(GROUPS, group_key(name), SESSIONS, STORAGE):
-            group = self._member_group(conn, name)
-            out.wrote(self.storage.remove_member(group, self._my_id(conn)))
-            members = [n for _, n in self.storage.members(group)]
-            if not members:
-                out.wrote(self.storage.delete_group(group))
-            me = self._me(conn).name
-            change = GroupChange(group.name, me, tuple(members), left=me, reason=cmd.text)
-            self._tell(conn, out, change, members)
-        return {"group": group.name}
-
-    def do_groups(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
-        """/groups: your groups and their members (and, asked by the IRC
-        listener, whether each is open, or every open group; its welcome also
-        records USER's names first, under ``sessions``). Takes ``storage``."""
-        if cmd.ident is not None:
-            with self.locks.hold(SESSIONS):
-                self.sessions.set_ident(self._me(conn).name.lower(), conn.conn_id, cmd.ident)
-        with self.locks.hold(STORAGE):
-            groups = self.storage.user_groups(self._my_id(conn))
-            if cmd.public:
-                everyone = [{"name": g, "members": m} for g, m in self.storage.open_groups()]
-                return {"groups": [{"name": g, "members": m} for g, m in groups],
-                        "open_groups": everyone}  # fmt: skip
-            if not cmd.detail:
-                return {"groups": [{"name": g, "members": m} for g, m in groups]}
-            rows = [self.storage.group(g) for g, _ in groups]
-        return {
-            "groups": [{"name": g, "members": m, "open": bool(row and row.open)}
-                       for (g, m), row in zip(groups, rows, strict=True)]
-        }  # fmt: skip
-
     # --- connection --------------------------------------------------------------------
 
     def do_mode(self, conn: ConnState, cmd: Command, out: Outbox) -> Fields:
@@ -415,49 +296,6 @@ class Chat:
                 self.sessions.unbind(conn.user.lower(), conn.conn_id)
             conn.logged_out = True
             log.info("%s disconnected", conn.user)
-
-    def _tell(self, conn: ConnState, out: Outbox, change: GroupChange, names: list[str]) -> None:
-        """`change`, once committed, to the online `names` but the caller,
-        here and on other nodes (holds ``sessions``)."""
-        away = []
-        for name in names:
-            other = self.sessions.conn_of(name.lower())
-            if other is None:
-                away.append(name.lower())
-            elif other != conn.conn_id:
-                out.tell(other, change)
-        if away:
-            out.after_commit(lambda: self.sessions.tell_elsewhere(away, change))
-
-    # --- lookups (caller holds ``storage``) ------------------------------------------------
-
-    def _me(self, conn: ConnState) -> User:
-        assert conn.user_id is not None and conn.user is not None  # `run` checked the login
-        return User(conn.user_id, conn.user, None, 0)
-
-    def _my_id(self, conn: ConnState) -> int:
-        assert conn.user_id is not None  # `run` checked the login
-        return conn.user_id
-
-    def _user(self, name: str) -> User:
-        return self._known(name, self.storage.user(name))
-
-    def _address(self, name: str) -> User:
-        return self._known(name, self.storage.address(name))
-
-    def _known(self, name: str, user: User | None) -> User:
-        if user is None:
-            hint = " (a group: use /sendgroup)" if self.storage.group(name) else ""
-            raise ChatError("unknown_user", f"no user named {name}{hint}")
-        return user
-
-    def _member_group(self, conn: ConnState, name: str) -> Group:
-        group = self.storage.group(name)
-        if group is None:
-            raise ChatError("unknown_group", f"no group named {name}")
-        if not self.storage.is_member(group, self._my_id(conn)):
-            raise ChatError("not_member", f"you are not in #{group.name}")
-        return group
 
 
 class _Answered(ChatError):
