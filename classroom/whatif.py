@@ -39,7 +39,7 @@ NS = 1e9
 GROUP = "group:*"
 
 #: The lock keys of each top-level `hold()` a command makes, in order, as
-#: written in reactor/chat/commands.py and reactor/chat/commit.py (`--auth none`). Under
+#: written in reactor/chat/commands.py, groups.py and commit.py (`--auth none`). Under
 #: `global` each is one acquisition of the one lock (nested holds are free and
 #: leave no trace). The first key of a block is held for all of it; the others
 #: for all of it too, except `commit`'s `storage` then `sessions` and `login`'s
