@@ -103,6 +103,12 @@ class IrcClient:
             self.close()
             return lines
 
+    def start_sasl(self, *before: str) -> None:
+        """Send `before`, ask for `sasl` and start PLAIN; return once the
+        server asks for the credentials (`AUTHENTICATE +`)."""
+        self.send(*before, "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        self.until("AUTHENTICATE")
+
     def register(
         self,
         nick: str,
@@ -122,8 +128,7 @@ class IrcClient:
         if sasl:
             self.send("AUTHENTICATE PLAIN")
             self.until("AUTHENTICATE")
-            token = base64.b64encode(f"\0{nick}\0{password}".encode()).decode()
-            self.send(f"AUTHENTICATE {token}")
+            self.send(plain(nick, password or ""))
             self.until("903")
         elif password is not None:
             self.send(f"PASS {password}")
@@ -145,3 +150,8 @@ class IrcClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def plain(account: str, password: str) -> str:
+    """The `AUTHENTICATE` line of SASL PLAIN credentials (no authzid)."""
+    return "AUTHENTICATE " + base64.b64encode(f"\0{account}\0{password}".encode()).decode()

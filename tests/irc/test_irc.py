@@ -4,14 +4,13 @@ protocols, order, replay, replace, limits and bad input."""
 
 from __future__ import annotations
 
-import base64
 import re
 import threading
 
 import pytest
 
 from harness import ServerProcess
-from harness.ircclient import IrcClient, Line
+from harness.ircclient import IrcClient, Line, plain
 from tests.support.chatclient import Client, fresh_name
 
 
@@ -100,9 +99,8 @@ def test_sasl_plain_logs_in_and_a_bad_password_gets_904(srv):
     name = fresh_name()
     srv.client().ok(f"/register {name} pw")
     bad = IrcClient(irc_addr(srv))
-    bad.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
-    bad.until("AUTHENTICATE")
-    bad.send("AUTHENTICATE " + base64.b64encode(f"\0{name}\0nope".encode()).decode())
+    bad.start_sasl()
+    bad.send(plain(name, "nope"))
     assert bad.until("904")[-1].command == "904"
     bad.send("PING still-here")  # the connection stays open
     assert bad.until("PONG")[-1].text == "still-here"
@@ -116,10 +114,8 @@ def test_sasl_sent_with_cap_end_in_one_write_registers_once(srv):
     srv.client().ok(f"/register {name} pw")
     for password, ends in (("pw", "001"), ("nope", "464")):
         c = IrcClient(irc_addr(srv))
-        c.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
-        c.until("AUTHENTICATE")
-        token = base64.b64encode(f"\0{name}\0{password}".encode()).decode()
-        c.send(f"AUTHENTICATE {token}", f"NICK {name}", f"USER {name} 0 * :x", "CAP END")
+        c.start_sasl("CAP LS 302")
+        c.send(plain(name, password), f"NICK {name}", f"USER {name} 0 * :x", "CAP END")
         lines = c.until(ends)
         if ends == "001":
             assert "903" in commands(lines) and "464" not in commands(lines)
@@ -136,8 +132,7 @@ def test_cap_end_during_authenticate_aborts_it_and_registers_with_pass(srv):
     name = fresh_name()
     srv.client().ok(f"/register {name} pw")
     c = IrcClient(irc_addr(srv))
-    c.send("PASS pw", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
-    c.until("AUTHENTICATE")
+    c.start_sasl("PASS pw")
     c.send(f"NICK {name}", "USER u 0 * :x", "CAP END")
     lines = c.until("001")
     assert commands(lines)[-2:] == ["906", "001"]
@@ -147,9 +142,8 @@ def test_sasl_before_user_keeps_the_user_names(srv):
     name = fresh_name()
     srv.client().ok(f"/register {name} pw")
     c = IrcClient(irc_addr(srv))
-    c.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
-    c.until("AUTHENTICATE")
-    c.send("AUTHENTICATE " + base64.b64encode(f"\0{name}\0pw".encode()).decode())
+    c.start_sasl()
+    c.send(plain(name, "pw"))
     c.until("903")
     c.send(f"NICK {name}", "USER late 0 * :Came After SASL", "CAP END")
     c.until("001")
@@ -164,9 +158,8 @@ def test_a_session_logged_in_by_sasl_still_has_to_finish_registering(tmp_path):
         name = fresh_name()
         server.client().ok(f"/register {name} pw")
         c = IrcClient(irc_addr(server))
-        c.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
-        c.until("AUTHENTICATE")
-        c.send("AUTHENTICATE " + base64.b64encode(f"\0{name}\0pw".encode()).decode())
+        c.start_sasl()
+        c.send(plain(name, "pw"))
         c.until("903")  # logged in, but no CAP END ever comes
         assert c.until_closed()[-1].raw == "ERROR :Closing link (registration timeout)"
     finally:
