@@ -44,7 +44,8 @@ class IrcState:
         self._sasl_chunks: list[str] = []
         self._sasl_login = False  # a SASL login is queued, its reply not yet in
         self._sasl_ok = False  # logged in by SASL
-        #: USER's username and realname (WHOIS and WHO of oneself show them).
+        #: USER's username and realname (recorded with the session at the
+        #: welcome; WHO and WHOIS show them to everyone).
         self.username = ""
         self.realname = ""
         self._logged_in = False

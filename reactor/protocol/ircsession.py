@@ -31,7 +31,7 @@ from reactor.protocol.parsing import Command, valid_name
 
 #: Capabilities offered (CAP LS).
 #: `multi-prefix` changes nothing here (no member has a prefix);
-#: `userhost-in-names` shows `nick!user@host` in NAMES.
+#: `userhost-in-names` shows each member's `nick!nick@server` in NAMES.
 CAPS = ("echo-message", "message-tags", "multi-prefix", "sasl", "server-time", "userhost-in-names")
 _CAP_VALUES = {"sasl": "PLAIN"}
 
